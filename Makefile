@@ -1,0 +1,33 @@
+# Set-up is part of each target: `make run` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?= smoke
+
+.PHONY: install run test notebooks benchmark clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)  ## all experiments, report in reports/ (PROFILE=smoke|quick|tutorial)
+	$(BIN)/pystatsml-tl run --profile $(PROFILE) --experiments finetune-sgd,finetune-adam,extractor-sgd,extractor-adam,scratch
+
+test: $(STAMP)  ## unit tests, then the committed notebooks under nbval
+	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+notebooks: $(STAMP)  ## re-execute the committed notebooks with the smoke profile
+	$(BIN)/python -m pystatsml_tl.notebooks
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

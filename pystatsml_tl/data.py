@@ -1,0 +1,246 @@
+"""Datasets and their loaders: CIFAR-10, the synthetic tasks, and image folders.
+
+:func:`load_data` returns a :class:`DataLoaders` dict keyed ``"train"``, ``"val"`` (when
+``val_fraction > 0``) and ``"test"``. In-memory datasets (CIFAR-10, synthetic) are served by a
+:class:`~pystatsml_tl.loaders.TensorLoader`; image folders by a ``torch.utils.data.DataLoader``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import ResourceUnavailableError
+from .loaders import NORMALIZATION_STATS, BatchTransform, ImageArrayDataset, TensorLoader
+from .storage import data_dir as resolve_data_dir
+from .synthetic import class_names, make_synthetic
+
+SYNTHETIC_SIZES = {"train": 50_000, "test": 10_000}
+SYNTHETIC_DATASETS = {"synthetic": "target", "synthetic-source": "source"}
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+
+
+class DataLoaders(dict):
+    """Loaders keyed by split (``train``, ``val``, ``test``), with what a user needs to know about them."""
+
+    def __init__(self, loaders: dict[str, Any], classes: list[str], name: str):
+        super().__init__(loaders)
+        self.classes = list(classes)
+        self.name = name
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.classes)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Number of images in each split."""
+        return {split: len(loader.dataset) for split, loader in self.items()}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Return the torch device for ``device``: ``auto`` picks CUDA when present, else the CPU."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda': no CUDA device is available here; use device='auto' or 'cpu'")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"device={device!r}: expected auto, cpu or cuda")
+    return torch.device(device)
+
+
+def _check_arguments(batch_size: int, val_fraction: float, image_size: int, normalize: str,
+                     train_subset: int | None, test_subset: int | None) -> None:
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size={batch_size!r}: expected a positive integer")
+    if not isinstance(image_size, int) or image_size <= 0:
+        raise ValueError(f"image_size={image_size!r}: expected a positive integer")
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction={val_fraction!r}: expected a fraction in [0, 1)")
+    if normalize not in NORMALIZATION_STATS:
+        raise ValueError(f"normalize={normalize!r}: expected one of {', '.join(NORMALIZATION_STATS)}")
+    for name, value in (("train_subset", train_subset), ("test_subset", test_subset)):
+        if value is not None and (not isinstance(value, int) or value <= 0):
+            raise ValueError(f"{name}={value!r}: expected a positive integer or None")
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split ``range(n)`` into seeded (train, val) index tensors; ``val`` holds ``round(n * val_fraction)``."""
+    n_val = int(round(n * val_fraction))
+    if val_fraction > 0 and not 0 < n_val < n:
+        raise ValueError(f"val_fraction={val_fraction}: leaves no image in train or val out of {n}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[n_val:].sort().values, order[:n_val].sort().values
+
+
+def subset_indices(n: int, size: int | None, seed: int) -> torch.Tensor | None:
+    """Return ``size`` seeded random indices out of ``n`` (sorted), or None to keep everything."""
+    if size is None or size >= n:
+        return None
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values
+
+
+def load_cifar10_arrays(root: str | os.PathLike | None = None, download: bool = True) -> dict[str, ImageArrayDataset]:
+    """Load CIFAR-10 through ``torchvision.datasets.CIFAR10`` (downloading it on first use) as
+    in-memory datasets keyed ``train`` and ``test``.
+
+    Raises :class:`ResourceUnavailableError` with what to do when it is missing and cannot be downloaded.
+    """
+    from torchvision.datasets import CIFAR10
+
+    root = resolve_data_dir(root)
+    datasets = {}
+    for split in ("train", "test"):
+        try:
+            raw = CIFAR10(root=str(root), train=split == "train", download=download)
+        except OSError as error:  # urllib's URLError and socket errors are OSErrors
+            raise ResourceUnavailableError(
+                "The CIFAR-10 dataset", f"{root / CIFAR10.base_folder}",
+                f"download {CIFAR10_URL} elsewhere and copy it into {root} (or extract it there), "
+                f"or set data_dir (or $PYSTATSML_TL_DATA) to a folder that holds {CIFAR10.base_folder}.", error,
+            ) from error
+        datasets[split] = ImageArrayDataset.from_hwc(raw.data, raw.targets, raw.classes)
+    return datasets
+
+
+def load_synthetic_arrays(task: str = "target", train_size: int = SYNTHETIC_SIZES["train"],
+                          test_size: int = SYNTHETIC_SIZES["test"], seed: int = 0) -> dict[str, ImageArrayDataset]:
+    """Generate a synthetic task (see :mod:`pystatsml_tl.synthetic`) as datasets keyed ``train`` and ``test``."""
+    names = class_names(task)
+    datasets = {}
+    for split, size in (("train", train_size), ("test", test_size)):
+        images, labels = make_synthetic(task, size, seed=seed, split=split)
+        datasets[split] = ImageArrayDataset.from_hwc(images, labels, names)
+    return datasets
+
+
+def _tensor_loaders(datasets: dict[str, ImageArrayDataset], name: str, batch_size: int, val_fraction: float,
+                    train_subset: int | None, test_subset: int | None, normalize: str, image_size: int,
+                    augment: bool, seed: int, device: torch.device) -> DataLoaders:
+    train, test = datasets["train"], datasets["test"]
+    if (index := subset_indices(len(train), train_subset, seed)) is not None:
+        train = train.subset(index)
+    if (index := subset_indices(len(test), test_subset, seed + 1)) is not None:
+        test = test.subset(index)
+    splits = {"train": train}
+    if val_fraction > 0:
+        train_index, val_index = split_indices(len(train), val_fraction, seed)
+        splits = {"train": train.subset(train_index), "val": train.subset(val_index)}
+    splits["test"] = test
+    transform = BatchTransform(normalize, image_size, augment)
+    loaders = {
+        split: TensorLoader(ds.images, torch.as_tensor(ds.targets), batch_size, shuffle=split == "train",
+                            transform=transform, train=split == "train", device=device, dataset=ds)
+        for split, ds in splits.items()
+    }
+    return DataLoaders(loaders, train.classes, name)
+
+
+def _folder_split(root: Path, names: tuple[str, ...]) -> Path | None:
+    return next((root / n for n in names if (root / n).is_dir()), None)
+
+
+def _verify_images(folder) -> None:
+    for path, _ in folder.samples:
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except Exception as error:  # PIL raises many types for a bad file
+            raise ValueError(f"dataset: unreadable image {path} ({type(error).__name__}: {error})") from error
+
+
+def _image_folder_loaders(root: Path, batch_size: int, val_fraction: float, train_subset: int | None,
+                          test_subset: int | None, normalize: str, image_size: int, augment: bool, seed: int,
+                          num_workers: int, device: torch.device) -> DataLoaders:
+    from torchvision import datasets, transforms
+
+    train_dir = _folder_split(root, ("train",))
+    test_dir = _folder_split(root, ("test", "val"))
+    if train_dir is None or test_dir is None:
+        raise ValueError(f"dataset={str(root)!r}: expected an image folder with train/ and test/ (or val/) "
+                         "subfolders, each holding one subfolder of images per class")
+    mean, std = NORMALIZATION_STATS[normalize]
+    base = [transforms.Resize((image_size, image_size)), transforms.ToTensor(), transforms.Normalize(mean, std)]
+    extra = [transforms.RandomHorizontalFlip(), transforms.RandomCrop(image_size, padding=4, padding_mode="reflect")]
+    train_tf = transforms.Compose(base[:1] + (extra if augment else []) + base[1:])
+    eval_tf = transforms.Compose(base)
+    try:
+        train_set = datasets.ImageFolder(str(train_dir), transform=train_tf)
+        train_eval_set = datasets.ImageFolder(str(train_dir), transform=eval_tf)
+        test_set = datasets.ImageFolder(str(test_dir), transform=eval_tf)
+    except FileNotFoundError as error:
+        raise ValueError(f"dataset={str(root)!r}: {error}; expected one subfolder of images per class") from error
+    if test_set.classes != train_set.classes:
+        raise ValueError(f"dataset={str(root)!r}: the classes of {test_dir.name}/ {test_set.classes} differ from "
+                         f"those of train/ {train_set.classes}")
+    for folder in (train_set, test_set):
+        _verify_images(folder)
+    pool = subset_indices(len(train_set), train_subset, seed)
+    pool = torch.arange(len(train_set)) if pool is None else pool
+    splits = {"train": torch.utils.data.Subset(train_set, pool.tolist())}
+    if val_fraction > 0:
+        train_index, val_index = split_indices(len(pool), val_fraction, seed)
+        splits = {"train": torch.utils.data.Subset(train_set, pool[train_index].tolist()),
+                  "val": torch.utils.data.Subset(train_eval_set, pool[val_index].tolist())}
+    test_index = subset_indices(len(test_set), test_subset, seed + 1)
+    splits["test"] = test_set if test_index is None else torch.utils.data.Subset(test_set, test_index.tolist())
+    loaders = {
+        split: torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=split == "train",
+                                           num_workers=num_workers, pin_memory=device.type == "cuda",
+                                           persistent_workers=num_workers > 0)
+        for split, ds in splits.items()
+    }
+    return DataLoaders(loaders, train_set.classes, str(root))
+
+
+def load_data(dataset: str = "cifar10", *, data_dir: str | os.PathLike | None = None, batch_size: int = 100,
+              val_fraction: float = 0.1, train_subset: int | None = None, test_subset: int | None = None,
+              image_size: int = 32, normalize: str = "tutorial", augment: bool = False, seed: int = 0,
+              device: str | torch.device = "cpu", num_workers: int = 0) -> DataLoaders:
+    """Load a dataset and return its loaders keyed ``train``, ``val`` (if ``val_fraction > 0``) and ``test``.
+
+    ``dataset`` is ``cifar10`` (downloaded on first use into ``data_dir``), ``synthetic`` (the
+    10-class offline target task; ``synthetic-source`` is the 22-class pretraining task) or the
+    path of an image folder with ``train/`` and ``test/`` (or ``val/``) subfolders of class folders.
+    The validation split is drawn from the training set with ``seed``; ``train_subset`` and
+    ``test_subset`` keep that many seeded random images. Only training batches are augmented.
+    """
+    _check_arguments(batch_size, val_fraction, image_size, normalize, train_subset, test_subset)
+    device = resolve_device(device)
+    common = dict(batch_size=batch_size, val_fraction=val_fraction, train_subset=train_subset,
+                  test_subset=test_subset, normalize=normalize, image_size=image_size, augment=augment, seed=seed)
+    if dataset == "cifar10":
+        return _tensor_loaders(load_cifar10_arrays(data_dir), "cifar10", device=device, **common)
+    if dataset in SYNTHETIC_DATASETS:
+        # generating is the costly part: make only as many images as the subsets keep
+        arrays = load_synthetic_arrays(SYNTHETIC_DATASETS[dataset], train_subset or SYNTHETIC_SIZES["train"],
+                                       test_subset or SYNTHETIC_SIZES["test"], seed=seed)
+        return _tensor_loaders(arrays, dataset, device=device, **common | {"train_subset": None, "test_subset": None})
+    root = Path(dataset).expanduser()
+    if not root.is_dir():
+        raise ValueError(f"dataset={dataset!r}: expected cifar10, synthetic, synthetic-source or an existing "
+                         "image folder")
+    if not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f"num_workers={num_workers!r}: expected an integer >= 0")
+    return _image_folder_loaders(root, num_workers=num_workers, device=device, **common)
+
+
+def load_cifar10_pytorch(dirname: str | os.PathLike | None = None, batch_size_train: int = 100,
+                         batch_size_test: int = 100) -> tuple[DataLoaders, list[str]]:
+    """The tutorial's loader: CIFAR-10 as ``({"train": ..., "test": ...}, classes)``, mean = std = 0.5,
+    no validation split, so the tutorial's own code runs with only its import changed."""
+    datasets = load_cifar10_arrays(dirname)
+    transform = BatchTransform("tutorial", 32, augment=False)
+    loaders = {
+        split: TensorLoader(ds.images, torch.as_tensor(ds.targets), size, shuffle=split == "train",
+                            transform=transform, train=split == "train", dataset=ds)
+        for (split, ds), size in zip(datasets.items(), (batch_size_train, batch_size_test))
+    }
+    return DataLoaders(loaders, datasets["train"].classes, "cifar10"), datasets["train"].classes

@@ -1,0 +1,25 @@
+"""Errors the package raises when something it needs cannot be had."""
+from __future__ import annotations
+
+OFFLINE_HINT = (
+    "To run without network, use the synthetic data and the offline pretrained backbone: "
+    "dataset='synthetic', weights='synthetic' (or weights='none' for random weights), "
+    "e.g. `pystatsml-tl run --profile smoke`."
+)
+
+
+class ResourceUnavailableError(RuntimeError):
+    """A dataset or pretrained weights are missing and could not be downloaded."""
+
+    def __init__(self, what: str, looked_in: str, how_to_place: str, cause: BaseException | None = None):
+        reason = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+        super().__init__(
+            f"{what} is not available and could not be downloaded{reason}.\n"
+            f"Looked for it in: {looked_in}\n"
+            f"To place it by hand: {how_to_place}\n"
+            f"{OFFLINE_HINT}"
+        )
+
+
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError)
+"""What a failed download raises (urllib's URLError is an OSError; torchvision may wrap it)."""

@@ -1,0 +1,205 @@
+"""One experiment from its parameters: data -> model -> training -> test -> metrics.json and figures.
+
+The notebooks call these steps one by one to tell the story; :func:`run_experiment` chains them.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+from torch import nn
+
+from . import __version__
+from .data import DataLoaders, load_data, resolve_device
+from .features import FeatureCacheInfo, cached_feature_loaders
+from .models import get_head, is_frozen, make_model
+from .parameters import experiment_settings, validate_parameters
+from .storage import save_figure_atomic, write_json_atomic
+from .training import Evaluation, best_epoch, evaluate, selection_phase, train_val_model
+
+PUBLISHED_BEST_ACC = {"finetune-sgd": 78.90, "finetune-adam": 80.49, "extractor-sgd": 46.44, "extractor-adam": 46.43}
+"""The tutorial's published "best val acc" (%, selected on the CIFAR-10 test split, 5 epochs)."""
+PUBLISHED_SECONDS = {"finetune-sgd": 31 * 60 + 43, "finetune-adam": 31 * 60 + 9,
+                     "extractor-sgd": 8 * 60 + 6, "extractor-adam": 7 * 60 + 59}
+"""The tutorial's published wall times on a CPU, in seconds."""
+METRICS_KEYS = ("experiment", "parameters", "history", "best_epoch", "selected_on", "test_acc", "test_loss",
+                "seconds", "device")
+FIGURES = ("learning_curves.png", "confusion_matrix.png", "misclassified.png")
+
+
+def versions() -> dict[str, str]:
+    """Versions of what produced a result."""
+    return {"pystatsml_tl": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "python": platform.python_version()}
+
+
+def prepare_data(params: dict[str, Any]) -> DataLoaders:
+    """Load the dataset that ``params`` describe."""
+    return load_data(params["dataset"], data_dir=params["data_dir"], batch_size=params["batch_size"],
+                     val_fraction=params["val_fraction"], train_subset=params["train_subset"],
+                     test_subset=params["test_subset"], image_size=params["image_size"],
+                     normalize=params["normalize"], augment=params["augment"], seed=params["seed"],
+                     device=resolve_device(params["device"]), num_workers=params["num_workers"])
+
+
+def build_model(params: dict[str, Any], num_classes: int) -> nn.Module:
+    """Make the model of the experiment: its arch, weights and strategy (finetune or extractor)."""
+    settings = experiment_settings(params)
+    return make_model(params["arch"], settings["weights"], num_classes, settings["strategy"], seed=params["seed"],
+                      progress=params["progress"])
+
+
+def build_optimizer(params: dict[str, Any], model: nn.Module):
+    """The experiment's optimizer over the trainable parameters, and the StepLR scheduler."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if experiment_settings(params)["optimizer"] == "sgd":
+        optimizer = torch.optim.SGD(trainable, lr=params["lr"], momentum=params["momentum"])
+    else:
+        optimizer = torch.optim.Adam(trainable, lr=params["lr"])
+    return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=params["step_size"], gamma=params["gamma"])
+
+
+@dataclass
+class ExperimentResult:
+    """Everything one experiment produced."""
+
+    params: dict[str, Any]
+    model: nn.Module
+    data: DataLoaders
+    losses: dict[str, list[float]]
+    accuracies: dict[str, list[float]]
+    test: Evaluation
+    seconds: float
+    device: str
+    feature_cache: FeatureCacheInfo | None = None
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def best_epoch(self) -> int:
+        """The epoch whose weights were kept."""
+        return best_epoch(self.accuracies)
+
+    def history(self) -> dict[str, list[float]]:
+        """Per-epoch ``<phase>_loss`` and ``<phase>_acc`` (fractions) as flat lists."""
+        flat = {}
+        for phase in self.losses:
+            flat[f"{phase}_loss"] = self.losses[phase]
+            flat[f"{phase}_acc"] = self.accuracies[phase]
+        return flat
+
+    def metrics(self) -> dict[str, Any]:
+        """The content of ``metrics.json``."""
+        return {
+            "experiment": self.params["experiment"], "parameters": self.params, "history": self.history(),
+            "best_epoch": self.best_epoch, "selected_on": selection_phase(self.losses),
+            "test_acc": self.test.accuracy, "test_loss": self.test.loss, "seconds": round(self.seconds, 2),
+            "device": self.device, "classes": self.data.classes, "sizes": self.data.sizes,
+            "feature_cache": None if self.feature_cache is None else vars(self.feature_cache),
+            "versions": versions(),
+        }
+
+
+def use_feature_cache(params: dict[str, Any], model: nn.Module) -> bool:
+    """True when the head can be trained on precomputed features: a frozen backbone, no augmentation."""
+    return is_frozen(model) and not params["augment"]
+
+
+def train_experiment(params: dict[str, Any], data: DataLoaders, model: nn.Module, log_interval: int | None = 1,
+                     checkpoint: str | None = None) -> ExperimentResult:
+    """Train ``model`` on ``data`` as ``params`` say, then evaluate the selected model on the test set.
+
+    A frozen extractor without augmentation trains its head on features computed once (and kept
+    on disk unless ``feature_cache`` is false); with augmentation it runs the whole network, and says so.
+    """
+    device = resolve_device(params["device"])
+    optimizer, scheduler = build_optimizer(params, model)
+    criterion = nn.CrossEntropyLoss()
+    cache_info = None
+    started = time.time()
+    if is_frozen(model) and params["augment"]:
+        print("extractor with augment=True: the frozen backbone runs on every batch (no feature cache)")
+    if use_feature_cache(params, model):
+        description = {k: params[k] for k in ("arch", "weights", "dataset", "image_size", "normalize", "seed")}
+        loaders, cache_info = cached_feature_loaders(model, data, description=description,
+                                                     cache=params["feature_cache"], device=device,
+                                                     progress=params["progress"])
+        trained, evaluated_on = get_head(model), loaders
+    else:
+        trained, evaluated_on = model, data
+    _, losses, accuracies = train_val_model(trained, criterion, optimizer, evaluated_on, params["epochs"], scheduler,
+                                            log_interval, device=device, seed=params["seed"],
+                                            progress=params["progress"], checkpoint=checkpoint)
+    test = evaluate(trained, evaluated_on["test"], criterion, device)
+    seconds = time.time() - started
+    return ExperimentResult(params, model, data, losses, accuracies, test, seconds, device.type, cache_info)
+
+
+def save_outputs(result: ExperimentResult, output_dir: str | Path, figures: dict[str, Any] | None = None) -> dict[str, str]:
+    """Write ``metrics.json`` and the figures of :func:`make_figures` (drawn now unless given) into
+    ``output_dir``, each atomically; return their paths."""
+    output_dir = Path(output_dir)
+    figures = figures if figures is not None else make_figures(result)
+    files = {name: str(save_figure_atomic(fig, output_dir / name, dpi=90)) for name, fig in figures.items()}
+    result.files = files | {"metrics.json": str(output_dir / "metrics.json")}
+    write_json_atomic(output_dir / "metrics.json", result.metrics() | {"files": sorted(result.files)})
+    return result.files
+
+
+def run_experiment(params: dict[str, Any] | None = None, log_interval: int | None = 1, **overrides: Any) -> ExperimentResult:
+    """Validate the parameters, then load data, build the model, train, test and (if
+    ``output_dir`` is set) write the outputs. Keyword arguments override ``params``."""
+    params = validate_parameters((params or {}) | overrides)
+    data = prepare_data(params)
+    model = build_model(params, data.num_classes)
+    result = train_experiment(params, data, model, log_interval)
+    if params["output_dir"]:
+        save_outputs(result, params["output_dir"])
+    return result
+
+
+def is_complete_metrics(path: str | Path) -> bool:
+    """True if ``path`` is a readable ``metrics.json`` with every required key."""
+    try:
+        metrics = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(metrics, dict) and all(key in metrics for key in METRICS_KEYS)
+
+
+def make_figures(result: ExperimentResult) -> dict[str, Any]:
+    """Draw the experiment's figures (learning curves, confusion matrix, misclassified test images),
+    keyed by file name. The figures are closed: show one with ``display(fig)``."""
+    from . import plots
+
+    name = result.params["experiment"]
+    targets, predictions = result.test.targets.tolist(), result.test.predictions.tolist()
+    figures = {
+        "learning_curves.png": plots.learning_curves(result.losses, result.accuracies, title=name),
+        "confusion_matrix.png": plots.confusion_matrix(targets, predictions, result.data.classes,
+                                                       title=f"{name}: confusion matrix (test set)"),
+        "misclassified.png": plots.misclassified_images(result.data["test"].dataset, targets, predictions,
+                                                        result.data.classes),
+    }
+    for fig in figures.values():
+        plots.plt.close(fig)
+    return figures
+
+
+def sanity_checks(result: ExperimentResult) -> dict[str, bool]:
+    """What must hold after any run: one finite entry per epoch, accuracies in [0, 1], and a test
+    accuracy above chance."""
+    history = result.history()
+    epochs = result.params["epochs"]
+    return {
+        "one entry per epoch": all(len(values) == epochs for values in history.values()),
+        "finite losses": all(math.isfinite(v) for k, values in history.items() if k.endswith("loss") for v in values),
+        "accuracies in [0, 1]": all(0 <= v <= 1 for k, values in history.items() if k.endswith("acc") for v in values),
+        "test accuracy above chance": result.test.accuracy > 1 / result.data.num_classes,
+    }

@@ -1,0 +1,199 @@
+"""Model factory: a torchvision backbone by name, its weights, a new classification head, freezing."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import MethodType
+
+import torch
+from torch import nn
+
+from .errors import ResourceUnavailableError
+
+STRATEGIES = ("finetune", "extractor")
+NAMED_WEIGHTS = ("imagenet", "none", "synthetic")
+
+
+def available_archs() -> list[str]:
+    """Names of torchvision's classification models (``resnet18``, ``mobilenet_v3_small``, ...)."""
+    import torchvision
+
+    return torchvision.models.list_models(module=torchvision.models)
+
+
+def check_arch(arch: str) -> None:
+    """Raise ``ValueError`` unless ``arch`` names a torchvision classification model."""
+    if arch not in available_archs():
+        raise ValueError(f"arch={arch!r}: expected a torchvision classification model such as resnet18, "
+                         "resnet34, resnet50 or mobilenet_v3_small")
+
+
+def check_weights(weights: str) -> None:
+    """Raise ``ValueError`` unless ``weights`` is a known name or an existing file."""
+    if weights not in NAMED_WEIGHTS and not Path(weights).expanduser().is_file():
+        raise ValueError(f"weights={weights!r}: expected imagenet, none, synthetic or the path of an existing "
+                         "state dict file")
+
+
+def head_name(model: nn.Module) -> str:
+    """Return the qualified name of the model's classification layer (its last ``nn.Linear``)."""
+    names = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    if not names:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear classification layer to replace")
+    return names[-1]
+
+
+def get_head(model: nn.Module) -> nn.Module:
+    """Return the model's classification layer."""
+    return model.get_submodule(head_name(model))
+
+
+def set_head(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Replace the submodule called ``name`` (dotted) by ``module``."""
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
+
+
+def _imagenet_unavailable(arch: str, weights, error: OSError) -> ResourceUnavailableError:
+    filename = os.path.basename(weights.url)
+    checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
+    return ResourceUnavailableError(
+        f"The ImageNet weights of {arch} ({filename})", str(checkpoints / filename),
+        f"download {weights.url} elsewhere and copy it to {checkpoints}/ (or set $TORCH_HOME).", error)
+
+
+def fetch_imagenet_weights(arch: str, progress: bool = False) -> None:
+    """Make sure torchvision's default ImageNet weights of ``arch`` are in its cache (download them if not)."""
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(arch).DEFAULT
+    try:
+        weights.get_state_dict(progress=progress, check_hash=True)
+    except OSError as error:  # urllib's URLError and socket errors are OSErrors
+        raise _imagenet_unavailable(arch, weights, error) from error
+
+
+def _imagenet_model(arch: str, progress: bool) -> nn.Module:
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(arch).DEFAULT
+    try:
+        return torchvision.models.get_model(arch, weights=weights, progress=progress)
+    except OSError as error:  # urllib's URLError and socket errors are OSErrors
+        raise _imagenet_unavailable(arch, weights, error) from error
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a state dict saved with ``torch.save``; raise ``ValueError`` if the file holds anything else."""
+    path = Path(path).expanduser()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, zip and torch errors all mean "not a state dict"
+        raise ValueError(f"weights={str(path)!r}: not a readable state dict ({type(error).__name__}: {error})") from error
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"weights={str(path)!r}: expected a state dict (names -> tensors), got {type(state).__name__}")
+    return state
+
+
+def load_backbone_weights(model: nn.Module, path: str | os.PathLike, arch: str) -> None:
+    """Load a saved backbone into ``model``, ignoring its classification layer.
+
+    Refuses (``ValueError``) a file made for another arch: by its JSON card when it has one
+    (``<file>.json``), and in any case when the tensors' names or shapes do not fit.
+    """
+    path = Path(path).expanduser()
+    card_path = path.with_suffix(".json")
+    if card_path.is_file():
+        card_arch = json.loads(card_path.read_text()).get("arch")
+        if card_arch not in (None, arch):
+            raise ValueError(f"weights={str(path)!r}: pretrained for arch={card_arch!r}, not arch={arch!r}")
+    state = read_state_dict(path)
+    head = head_name(model) + "."
+    expected = {k: v for k, v in model.state_dict().items() if not k.startswith(head)}
+    given = {k: v for k, v in state.items() if not k.startswith(head)}
+    missing, unexpected = sorted(set(expected) - set(given)), sorted(set(given) - set(expected))
+    misshapen = sorted(k for k in set(expected) & set(given) if expected[k].shape != given[k].shape)
+    if missing or unexpected or misshapen:
+        detail = "; ".join(f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                           for label, keys in (("missing", missing), ("unexpected", unexpected),
+                                               ("wrong shape", misshapen)) if keys)
+        raise ValueError(f"weights={str(path)!r}: does not fit arch={arch!r} ({detail})")
+    model.load_state_dict(given, strict=False)
+
+
+def _train_keeping_backbone_frozen(self: nn.Module, mode: bool = True) -> nn.Module:
+    type(self).train(self, mode)
+    _set_frozen_to_eval(self, self.head_name)
+    return self
+
+
+def _set_frozen_to_eval(module: nn.Module, head: str) -> None:
+    """Put every submodule of ``module`` outside the path to ``head`` in eval mode."""
+    first, _, rest = head.partition(".")
+    for name, child in module.named_children():
+        if name != first:
+            child.eval()
+        elif rest:
+            _set_frozen_to_eval(child, rest)
+
+
+def freeze_backbone(model: nn.Module) -> nn.Module:
+    """Freeze every parameter but the classification layer's, and keep the frozen part in eval mode
+    even when ``model.train()`` is called, so that its BatchNorm statistics never move."""
+    model.head_name = head_name(model)
+    head_params = {id(p) for p in get_head(model).parameters()}
+    for param in model.parameters():
+        param.requires_grad = id(param) in head_params
+    model.train = MethodType(_train_keeping_backbone_frozen, model)
+    model.train(model.training)
+    return model
+
+
+def is_frozen(model: nn.Module) -> bool:
+    """True if ``model`` was made by :func:`freeze_backbone` (a fixed feature extractor)."""
+    return isinstance(getattr(model, "head_name", None), str) and "train" in vars(model)
+
+
+def make_model(arch: str = "resnet18", weights: str = "imagenet", num_classes: int = 10,
+               strategy: str = "finetune", *, seed: int | None = None, progress: bool = True) -> nn.Module:
+    """Build a torchvision ``arch`` with ``weights``, its classifier replaced by a new
+    ``nn.Linear(in_features, num_classes)``.
+
+    ``weights``: ``imagenet`` (torchvision's default weights, through its cache and download),
+    ``none`` (random init), ``synthetic`` (the offline backbone pretrained on the synthetic source
+    task, made on first use) or the path of a saved state dict.
+    ``strategy``: ``finetune`` (every layer trains) or ``extractor`` (only the new layer trains;
+    the rest is frozen and stays in eval mode). ``seed`` seeds the random initialisation.
+    """
+    check_arch(arch)
+    check_weights(weights)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy={strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes={num_classes!r}: expected an integer >= 2")
+    import torchvision
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    if weights == "imagenet":
+        model = _imagenet_model(arch, progress)
+    else:
+        model = torchvision.models.get_model(arch, weights=None)
+        if weights != "none":
+            from .pretraining import pretrained_backbone_path  # pretraining builds models: import lazily
+
+            path = pretrained_backbone_path(arch, progress=progress) if weights == "synthetic" else weights
+            load_backbone_weights(model, path, arch)
+    name = head_name(model)
+    set_head(model, name, nn.Linear(get_head(model).in_features, num_classes))
+    if strategy == "extractor":
+        freeze_backbone(model)
+    return model
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Return the number of trainable and total parameters."""
+    return {"trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "total": sum(p.numel() for p in model.parameters())}

@@ -1,0 +1,178 @@
+"""The experiment parameters: one set of names for the notebooks, papermill, the CLI and Python.
+
+Each parameter has a type, a default (the tutorial's settings, except the held-out validation
+split) and a one-line help. :func:`validate_parameters` checks a whole set before any work starts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+EXPERIMENTS = {
+    "finetune-sgd": {"strategy": "finetune", "optimizer": "sgd"},
+    "finetune-adam": {"strategy": "finetune", "optimizer": "adam"},
+    "extractor-sgd": {"strategy": "extractor", "optimizer": "sgd"},
+    "extractor-adam": {"strategy": "extractor", "optimizer": "adam"},
+    "scratch": {"strategy": "finetune", "optimizer": "sgd", "weights": "none"},
+}
+"""The named experiments: what trains, with which optimizer (``scratch`` also forces random weights)."""
+
+TUTORIAL_EXPERIMENTS = ("finetune-sgd", "finetune-adam", "extractor-sgd", "extractor-adam")
+
+NORMALIZATIONS = ("tutorial", "imagenet")
+DEVICES = ("auto", "cpu", "cuda")
+BUILTIN_DATASETS = ("cifar10", "synthetic")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One experiment parameter: its name, type, default and help line."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    optional: bool = False  # None is accepted and means "not set"
+
+
+PARAMETERS: dict[str, Parameter] = {
+    p.name: p
+    for p in [
+        Parameter("experiment", str, "finetune-sgd", "finetune-sgd | finetune-adam | extractor-sgd | extractor-adam | scratch"),
+        Parameter("dataset", str, "cifar10", "cifar10 | synthetic | path of an image folder with train/ and test/"),
+        Parameter("data_dir", str, None, "where datasets are stored (default: $PYSTATSML_TL_DATA or the user cache)", optional=True),
+        Parameter("arch", str, "resnet18", "torchvision classification model name"),
+        Parameter("weights", str, "imagenet", "imagenet | none | synthetic (offline pretrained) | path of a state dict"),
+        Parameter("epochs", int, 5, "number of training epochs"),
+        Parameter("batch_size", int, 100, "images per batch"),
+        Parameter("lr", float, 1e-3, "learning rate"),
+        Parameter("momentum", float, 0.9, "SGD momentum (ignored by Adam)"),
+        Parameter("step_size", int, 7, "StepLR: epochs between learning-rate decays"),
+        Parameter("gamma", float, 0.1, "StepLR: decay factor"),
+        Parameter("image_size", int, 32, "side of the square images fed to the network, in pixels"),
+        Parameter("normalize", str, "tutorial", "tutorial (mean and std 0.5 per channel) | imagenet (ImageNet statistics)"),
+        Parameter("augment", bool, False, "random flips and pad-and-crop on training images"),
+        Parameter("val_fraction", float, 0.1, "fraction of the training set held out for model selection; 0 selects on test as the tutorial"),
+        Parameter("train_subset", int, None, "use only this many training images (default: all)", optional=True),
+        Parameter("test_subset", int, None, "use only this many test images (default: all)", optional=True),
+        Parameter("feature_cache", bool, True, "extractor: compute frozen features once and keep them on disk"),
+        Parameter("seed", int, 0, "random seed: the same seed on CPU gives the same numbers"),
+        Parameter("device", str, "auto", "auto | cpu | cuda"),
+        Parameter("num_workers", int, 0, "DataLoader workers for image folders"),
+        Parameter("progress", bool, True, "show progress bars"),
+        Parameter("output_dir", str, None, "where metrics.json and figures are written (default: none)", optional=True),
+    ]
+}
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "dataset": "synthetic", "weights": "synthetic", "epochs": 3, "batch_size": 50,
+        "train_subset": 600, "test_subset": 300, "progress": False,
+    },
+    "quick": {
+        "dataset": "cifar10", "weights": "imagenet", "epochs": 2, "batch_size": 100,
+        "train_subset": 5000, "test_subset": 1000,
+    },
+    "tutorial": {
+        "dataset": "cifar10", "weights": "imagenet", "epochs": 5, "batch_size": 100,
+        "lr": 1e-3, "step_size": 7, "gamma": 0.1, "val_fraction": 0.0, "normalize": "tutorial",
+    },
+}
+"""Named parameter sets: ``smoke`` (offline, seconds), ``quick`` (CIFAR-10 subset), ``tutorial`` (the original)."""
+
+
+def default_parameters() -> dict[str, Any]:
+    """Return every parameter at its default value."""
+    return {name: p.default for name, p in PARAMETERS.items()}
+
+
+def profile_parameters(profile: str, **overrides: Any) -> dict[str, Any]:
+    """Return the defaults updated by a named profile, then by ``overrides``; validated."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile={profile!r}: expected one of {', '.join(PROFILES)}")
+    params = default_parameters() | PROFILES[profile] | overrides
+    return validate_parameters(params)
+
+
+def parse_value(name: str, text: str) -> Any:
+    """Convert the command-line text ``text`` to the declared type of parameter ``name``."""
+    if name not in PARAMETERS:
+        raise ValueError(f"unknown parameter {name!r}: expected one of {', '.join(PARAMETERS)}")
+    spec = PARAMETERS[name]
+    if spec.optional and text.strip().lower() in ("none", ""):
+        return None
+    if spec.type is bool:
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise ValueError(f"{name}={text!r}: expected true or false")
+    try:
+        return spec.type(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r}: expected {spec.type.__name__}") from None
+
+
+def _check_type(name: str, value: Any) -> Any:
+    spec = PARAMETERS[name]
+    if value is None:
+        if spec.optional:
+            return None
+        raise ValueError(f"{name}=None: expected {spec.type.__name__}")
+    if spec.type is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if spec.type is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, spec.type) or (spec.type is int and isinstance(value, bool)):
+        raise ValueError(f"{name}={value!r}: expected {spec.type.__name__}")
+    return value
+
+
+def _require(condition: bool, name: str, value: Any, expected: str) -> None:
+    if not condition:
+        raise ValueError(f"{name}={value!r}: expected {expected}")
+
+
+def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
+    """Check names, types and ranges of an experiment's parameters; return a complete, typed copy.
+
+    Raises ``ValueError`` naming the parameter and what was expected.
+    """
+    unknown = sorted(set(params) - set(PARAMETERS))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}: expected names among {', '.join(PARAMETERS)}")
+    checked = default_parameters() | params
+    checked = {name: _check_type(name, value) for name, value in checked.items()}
+    p = checked
+    _require(p["experiment"] in EXPERIMENTS, "experiment", p["experiment"], "one of " + ", ".join(EXPERIMENTS))
+    _require(p["dataset"] in BUILTIN_DATASETS or Path(p["dataset"]).expanduser().is_dir(), "dataset",
+             p["dataset"], "cifar10, synthetic or an existing image folder")
+    from .models import check_arch, check_weights  # models imports torchvision: keep it lazy
+
+    check_arch(p["arch"])
+    check_weights(p["weights"])
+    for name in ("epochs", "batch_size", "step_size", "image_size"):
+        _require(p[name] > 0, name, p[name], "a positive integer")
+    for name in ("train_subset", "test_subset"):
+        _require(p[name] is None or p[name] > 0, name, p[name], "a positive integer or None")
+    _require(p["num_workers"] >= 0, "num_workers", p["num_workers"], "an integer >= 0")
+    _require(p["lr"] > 0, "lr", p["lr"], "a positive number")
+    _require(0 <= p["momentum"] < 1, "momentum", p["momentum"], "a number in [0, 1)")
+    _require(0 < p["gamma"] <= 1, "gamma", p["gamma"], "a number in (0, 1]")
+    _require(0 <= p["val_fraction"] < 1, "val_fraction", p["val_fraction"], "a fraction in [0, 1)")
+    _require(p["normalize"] in NORMALIZATIONS, "normalize", p["normalize"], " or ".join(NORMALIZATIONS))
+    _require(p["device"] in DEVICES, "device", p["device"], " | ".join(DEVICES))
+    return checked
+
+
+def experiment_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """Return the strategy, optimizer and weights that the chosen experiment implies."""
+    settings = {"weights": params["weights"]} | EXPERIMENTS[params["experiment"]]
+    return settings
+
+
+def collect_parameters(namespace: dict[str, Any]) -> dict[str, Any]:
+    """Pick the parameters out of a namespace (a notebook's ``globals()``) and validate them."""
+    return validate_parameters({name: namespace[name] for name in PARAMETERS if name in namespace})

@@ -1,0 +1,103 @@
+"""Shared fixtures: small data in the real on-disk formats, so the real loading code runs offline."""
+from __future__ import annotations
+
+import hashlib
+import pickle
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Make every urllib request fail at once, as on a machine without network."""
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("network is unreachable (test)")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """An empty package cache directory, for tests that must not see the user's cache."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("PYSTATSML_TL_CACHE", str(path))
+    return path
+
+
+def _write_batch(path, images: np.ndarray, labels: list[int]) -> str:
+    with open(path, "wb") as f:
+        pickle.dump({"data": images.reshape(len(images), -1), "labels": labels,
+                     "batch_label": path.name.encode()}, f)
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def fake_cifar10(tmp_path, monkeypatch):
+    """A small CIFAR-10 in the real format (cifar-10-batches-py, pickled uint8 rows of 3072 bytes),
+    with torchvision's md5 sums patched to match: torchvision then loads it with its own code.
+
+    Returns (root, {"train": (images HWC, labels), "test": (...)}).
+    """
+    from torchvision.datasets import CIFAR10
+
+    root = tmp_path / "data"
+    folder = root / CIFAR10.base_folder
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    train_list, arrays = [], {"train": ([], []), "test": None}
+    for i in range(1, 6):
+        images = rng.integers(0, 256, size=(20, 3, 32, 32), dtype=np.uint8)
+        labels = [int(x) for x in rng.integers(0, 10, size=20)]
+        train_list.append([f"data_batch_{i}", _write_batch(folder / f"data_batch_{i}", images, labels)])
+        arrays["train"][0].append(images.transpose(0, 2, 3, 1))
+        arrays["train"][1].extend(labels)
+    test_images = rng.integers(0, 256, size=(30, 3, 32, 32), dtype=np.uint8)
+    test_labels = [int(x) for x in rng.integers(0, 10, size=30)]
+    test_md5 = _write_batch(folder / "test_batch", test_images, test_labels)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": names}, f)
+    meta_md5 = hashlib.md5((folder / "batches.meta").read_bytes()).hexdigest()
+    monkeypatch.setattr(CIFAR10, "train_list", train_list)
+    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", test_md5]])
+    monkeypatch.setattr(CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": meta_md5})
+    arrays["train"] = (np.concatenate(arrays["train"][0]), arrays["train"][1])
+    arrays["test"] = (test_images.transpose(0, 2, 3, 1), test_labels)
+    return root, arrays
+
+
+@pytest.fixture
+def fake_imagenet_resnet18(tmp_path, monkeypatch):
+    """A seeded random resnet18 state dict saved where torchvision looks for its ImageNet weights
+    ($TORCH_HOME/hub/checkpoints/resnet18-f37072fd.pth). Returns the state dict."""
+    import torchvision
+
+    torch_home = tmp_path / "torch"
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    checkpoints = torch_home / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.manual_seed(123)
+    state = torchvision.models.resnet18().state_dict()
+    torch.save(state, checkpoints / "resnet18-f37072fd.pth")
+    return state
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """A tiny image folder (train/ and test/, 3 classes of coloured PNGs)."""
+    from PIL import Image
+
+    root = tmp_path / "folder"
+    rng = np.random.default_rng(1)
+    colours = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+    for split, count in (("train", 12), ("test", 4)):
+        for name, colour in colours.items():
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                pixels = np.clip(np.array(colour) + rng.normal(0, 25, (40, 48, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(root / split / name / f"{i}.png")
+    return root
