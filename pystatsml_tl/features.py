@@ -7,6 +7,7 @@ transform); an entry that is corrupt or does not match its key is recomputed, ne
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -69,10 +70,20 @@ def data_fingerprint(loader) -> str:
     return digest.hexdigest()
 
 
+def in_order(loader):
+    """The same loader without shuffling: features must line up with the dataset's order."""
+    if isinstance(loader, TensorLoader):
+        ordered = copy.copy(loader)
+        ordered.shuffle = False
+        return ordered
+    return torch.utils.data.DataLoader(loader.dataset, batch_size=loader.batch_size, shuffle=False,
+                                       num_workers=loader.num_workers, pin_memory=loader.pin_memory)
+
+
 @torch.no_grad()
 def extract_features(model: nn.Module, loader, device: str | torch.device = "auto",
                      progress: bool = False, desc: str = "features") -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``model`` without its classification layer, in eval mode, over ``loader`` (in its order).
+    """Run ``model`` without its classification layer, in eval mode, over ``loader`` in dataset order.
 
     Returns (features float32 (N, D), labels int64 (N,)) on the CPU.
     """
@@ -83,10 +94,12 @@ def extract_features(model: nn.Module, loader, device: str | torch.device = "aut
     try:
         model.to(device=device, memory_format=torch.channels_last).eval()
         features, labels = [], []
-        for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
-            x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            features.append(model(x).float().flatten(1).cpu())
-            labels.append(y.cpu())
+        with tqdm(total=len(loader), desc=desc, disable=not progress, leave=False) as bar:
+            for x, y in in_order(loader):
+                bar.update()
+                x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                features.append(model(x).float().flatten(1).cpu())
+                labels.append(y.cpu())
     finally:
         set_head(model, name, head)
         model.train(was_training)

@@ -61,8 +61,11 @@ def _run_phase(model: nn.Module, loader, criterion: nn.Module, device: torch.dev
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.long)
     count, predictions, targets = 0, [], []
-    with torch.set_grad_enabled(training):
-        for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
+    # a bar beside the loop, not around it: tqdm.auto's wrapper calls iter() on the loader an extra time
+    bar = tqdm(total=len(loader), desc=desc, disable=not progress, leave=False)
+    with torch.set_grad_enabled(training), bar:
+        for x, y in loader:
+            bar.update()
             x, y = _to_device(x, y, device)
             with _autocast(device):
                 outputs = model(x)

@@ -1,0 +1,95 @@
+import pytest
+import torch
+from torch import nn
+
+from pystatsml_tl import features as features_module
+from pystatsml_tl import load_data, make_model, train_val_model
+from pystatsml_tl.experiments import run_experiment
+from pystatsml_tl.features import backbone_fingerprint, cached_feature_loaders
+
+
+def small_data(seed=0):
+    return load_data("synthetic", batch_size=20, train_subset=120, test_subset=40, val_fraction=0.25, seed=seed)
+
+
+def train_head(model, loaders, seed=0):
+    head = model.fc
+    optimizer = torch.optim.SGD(head.parameters(), lr=0.01, momentum=0.9)
+    return train_val_model(model if loaders is None else head, nn.CrossEntropyLoss(), optimizer, loaders, 3,
+                           device="cpu", seed=seed, progress=False)
+
+
+def test_cached_features_train_the_same_head_as_the_full_network(cache_dir):
+    data = small_data()
+    full = make_model("resnet18", weights="none", strategy="extractor", seed=1)
+    optimizer = torch.optim.SGD(full.fc.parameters(), lr=0.01, momentum=0.9)
+    _, full_losses, full_acc = train_val_model(full, nn.CrossEntropyLoss(), optimizer, data, 3, device="cpu",
+                                               seed=0, progress=False)
+    cached = make_model("resnet18", weights="none", strategy="extractor", seed=1)
+    loaders, info = cached_feature_loaders(cached, data, device="cpu")
+    assert not info.reused and info.bytes > 0
+    optimizer = torch.optim.SGD(cached.fc.parameters(), lr=0.01, momentum=0.9)
+    _, losses, acc = train_val_model(cached.fc, nn.CrossEntropyLoss(), optimizer, loaders, 3, device="cpu", seed=0,
+                                     progress=False)
+    for phase in full_losses:
+        assert losses[phase] == pytest.approx(full_losses[phase], rel=1e-4, abs=1e-5)
+        assert acc[phase] == pytest.approx(full_acc[phase], abs=1 / 40)
+    assert torch.allclose(cached.fc.weight, full.fc.weight, atol=1e-4)
+
+
+def test_second_extractor_reuses_the_disk_cache(cache_dir, monkeypatch):
+    params = dict(experiment="extractor-sgd", dataset="synthetic", weights="none", epochs=2, batch_size=20,
+                  train_subset=100, test_subset=40, progress=False, device="cpu")
+    first = run_experiment(params, log_interval=None)
+    assert not first.feature_cache.reused and first.feature_cache.path.startswith(str(cache_dir))
+
+    def fail(*args, **kwargs):
+        raise AssertionError("features were recomputed")
+
+    monkeypatch.setattr(features_module, "extract_features", fail)
+    second = run_experiment(params | {"experiment": "extractor-adam"}, log_interval=None)
+    assert second.feature_cache.reused and second.feature_cache.path == first.feature_cache.path
+    assert second.metrics()["feature_cache"]["bytes"] > 0
+
+
+def test_corrupt_or_mismatched_entries_are_recomputed(cache_dir):
+    data = small_data()
+    model = make_model("resnet18", weights="none", strategy="extractor", seed=1)
+    _, info = cached_feature_loaders(model, data, device="cpu")
+    path = info.path
+    with open(path, "r+b") as f:
+        f.truncate(100)
+    loaders, info = cached_feature_loaders(model, data, device="cpu")
+    assert not info.reused
+    assert cached_feature_loaders(model, data, device="cpu")[1].reused
+    # an entry that claims the right place but was made for something else
+    entry = torch.load(path, weights_only=True)
+    entry["features"]["train"] = torch.zeros_like(entry["features"]["train"])
+    entry["key"] = entry["key"].replace(backbone_fingerprint(model), "0" * 32)
+    torch.save(entry, path)
+    loaders, info = cached_feature_loaders(model, data, device="cpu")
+    assert not info.reused and loaders["train"].inputs.abs().sum() > 0
+
+
+def test_cache_key_follows_the_weights_and_the_data(cache_dir):
+    data = small_data()
+    a = make_model("resnet18", weights="none", strategy="extractor", seed=1)
+    b = make_model("resnet18", weights="none", strategy="extractor", seed=2)
+    path_a = cached_feature_loaders(a, data, device="cpu")[1].path
+    assert cached_feature_loaders(b, data, device="cpu")[1].path != path_a
+    assert cached_feature_loaders(a, small_data(seed=1), device="cpu")[1].path != path_a
+    assert cached_feature_loaders(a, data, description={"image_size": 64}, device="cpu")[1].path != path_a
+
+
+def test_cache_off_writes_nothing(cache_dir):
+    _, info = cached_feature_loaders(make_model("resnet18", weights="none", strategy="extractor"), small_data(),
+                                     cache=False, device="cpu")
+    assert info.path is None and not (cache_dir / "features").exists()
+
+
+def test_extractor_with_augmentation_runs_the_whole_network(cache_dir, capsys):
+    result = run_experiment(experiment="extractor-adam", dataset="synthetic", weights="none", epochs=1,
+                            batch_size=20, train_subset=60, test_subset=20, augment=True, progress=False,
+                            device="cpu", log_interval=None)
+    assert result.feature_cache is None
+    assert "no feature cache" in capsys.readouterr().out
