@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)  ## all experiments, report in reports/ (PROFILE=smoke|quick|tutorial)
-	$(BIN)/pystatsml-tl run --profile $(PROFILE) --experiments finetune-sgd,finetune-adam,extractor-sgd,extractor-adam,scratch
+	$(BIN)/pystatsml-tl run --profile $(PROFILE)
 
 test: $(STAMP)  ## unit tests, then the committed notebooks under nbval
 	$(BIN)/python -m pytest tests

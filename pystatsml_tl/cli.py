@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from .parameters import EXPERIMENTS, PARAMETERS, PROFILES, TUTORIAL_EXPERIMENTS, parse_value
+from .parameters import EXPERIMENTS, PARAMETERS, PROFILE_EXPERIMENTS, PROFILES, parse_value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,8 +33,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="execute experiments with papermill and write a report")
     run.add_argument("--profile", choices=list(PROFILES), default="quick", help="named parameter set (default: quick)")
-    run.add_argument("--experiments", default=",".join(TUTORIAL_EXPERIMENTS),
-                     help=f"comma-separated, among {', '.join(EXPERIMENTS)} (default: the tutorial's four)")
+    run.add_argument("--experiments", default=None,
+                     help=f"comma-separated, among {', '.join(EXPERIMENTS)} (default: the tutorial's four; "
+                          "smoke adds scratch)")
     run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                      help="override a notebook parameter (repeatable), e.g. --set epochs=3")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="where to train (default: auto)")
@@ -60,6 +61,7 @@ def _list() -> None:
     print("\nProfiles (over the defaults):")
     for name, values in PROFILES.items():
         print(f"  {name:9s} " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
+        print(f"  {'':9s} runs {', '.join(PROFILE_EXPERIMENTS[name])}")
     print("\nParameters:")
     for p in PARAMETERS.values():
         print(f"  {p.name:14s} {p.type.__name__:6s} default {p.default!r:14s} {p.help}")
@@ -74,7 +76,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[s
         overrides = _parse_sets(args.set)
         if args.device is not None:
             overrides["device"] = args.device
-        experiments = [name.strip() for name in args.experiments.split(",") if name.strip()]
+        chosen = args.experiments if args.experiments is not None else ",".join(PROFILE_EXPERIMENTS[args.profile])
+        experiments = [name.strip() for name in chosen.split(",") if name.strip()]
         output_dir = args.output_dir or f"reports/{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
         from .runner import plan_run
 

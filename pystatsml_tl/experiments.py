@@ -97,7 +97,8 @@ class ExperimentResult:
     def metrics(self) -> dict[str, Any]:
         """The content of ``metrics.json``."""
         return {
-            "experiment": self.params["experiment"], "parameters": self.params, "history": self.history(),
+            "experiment": self.params["experiment"], "parameters": self.params,
+            "settings": experiment_settings(self.params), "history": self.history(),
             "best_epoch": self.best_epoch, "selected_on": selection_phase(self.losses),
             "test_acc": self.test.accuracy, "test_loss": self.test.loss, "seconds": round(self.seconds, 2),
             "device": self.device, "classes": self.data.classes, "sizes": self.data.sizes,

@@ -81,6 +81,9 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 """Named parameter sets: ``smoke`` (offline, seconds), ``quick`` (CIFAR-10 subset), ``tutorial`` (the original)."""
 
+PROFILE_EXPERIMENTS = {"smoke": tuple(EXPERIMENTS), "quick": TUTORIAL_EXPERIMENTS, "tutorial": TUTORIAL_EXPERIMENTS}
+"""The experiments a profile runs by default: offline, ``scratch`` shows what pretraining bought."""
+
 
 def default_parameters() -> dict[str, Any]:
     """Return every parameter at its default value."""

@@ -9,7 +9,8 @@ import pandas as pd
 from .experiments import PUBLISHED_BEST_ACC, PUBLISHED_SECONDS
 from .storage import atomic_path, save_figure_atomic, write_text_atomic
 
-TABLE_COLUMNS = ("experiment", "status", "test_acc", "best_epoch", "seconds", "device")
+TABLE_COLUMNS = ("experiment", "strategy", "optimizer", "weights", "status", "test_acc", "best_epoch", "seconds",
+                 "device")
 
 
 def differing_parameters(metrics: dict[str, dict[str, Any]]) -> list[str]:
@@ -21,14 +22,14 @@ def differing_parameters(metrics: dict[str, dict[str, Any]]) -> list[str]:
 
 def summary_table(metrics: dict[str, dict[str, Any]], failures: dict[str, str] | None = None,
                   published: bool = False) -> pd.DataFrame:
-    """One row per experiment: test accuracy (%), best epoch, seconds, device, the parameters that
-    differ between experiments, and (``published=True``) the tutorial's numbers; failed
+    """One row per experiment: what it trains (strategy, optimizer, weights), test accuracy (%),
+    best epoch, seconds, device, the other parameters that differ between experiments, and (``published=True``) the tutorial's numbers; failed
     experiments get their error's first line."""
     failures = failures or {}
     varying = differing_parameters(metrics)
     rows = []
     for name, m in metrics.items():
-        row = {"experiment": name, "status": "ok", "test_acc": round(100 * m["test_acc"], 2),
+        row = {"experiment": name, **m["settings"], "status": "ok", "test_acc": round(100 * m["test_acc"], 2),
                "best_epoch": m["best_epoch"], "seconds": m["seconds"], "device": m["device"]}
         row |= {p: m["parameters"].get(p) for p in varying}
         rows.append(row)

@@ -1,0 +1,89 @@
+"""The experiment notebook, executed headless by papermill, one experiment per run."""
+import json
+import subprocess
+import sys
+
+import nbformat
+import papermill
+import pytest
+from PIL import Image
+
+from pystatsml_tl.experiments import FIGURES
+from pystatsml_tl.notebooks import EXPERIMENT_NOTEBOOK, TEACHING_NOTEBOOK, execute_notebook
+from pystatsml_tl.parameters import PARAMETERS, PROFILES, TUTORIAL_EXPERIMENTS
+
+FAST = PROFILES["smoke"] | {"epochs": 2, "train_subset": 200, "test_subset": 100, "device": "cpu"}
+
+
+def check_outputs(folder, experiment, epochs, num_classes=10):
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["experiment"] == experiment and metrics["parameters"]["epochs"] == epochs
+    history = metrics["history"]
+    assert set(history) == {f"{p}_{m}" for p in ("train", "val", "test") for m in ("loss", "acc")}
+    assert all(len(v) == epochs for v in history.values())
+    assert all(0 <= a <= 1 for k, v in history.items() if k.endswith("acc") for a in v)
+    assert 0 <= metrics["best_epoch"] < epochs and metrics["selected_on"] == "val"
+    assert metrics["test_acc"] == pytest.approx(history["test_acc"][metrics["best_epoch"]], abs=1e-6)
+    assert metrics["test_loss"] > 0 and metrics["seconds"] > 0 and metrics["device"] == "cpu"
+    assert len(metrics["classes"]) == num_classes
+    for name in FIGURES:
+        with Image.open(folder / name) as image:
+            assert image.format == "PNG" and image.width > 200 and image.height > 50
+    return metrics
+
+
+@pytest.mark.parametrize("experiment", TUTORIAL_EXPERIMENTS)
+def test_each_experiment_runs_alone_with_papermill(experiment, tmp_path):
+    out = tmp_path / experiment
+    execute_notebook(EXPERIMENT_NOTEBOOK, tmp_path / "run.ipynb",
+                     FAST | {"experiment": experiment, "output_dir": str(out)})
+    metrics = check_outputs(out, experiment, epochs=2)
+    strategy = "extractor" if experiment.startswith("extractor") else "finetune"
+    assert (metrics["feature_cache"] is not None) == (strategy == "extractor")
+    executed = nbformat.read(tmp_path / "run.ipynb", as_version=4)
+    assert "application/vnd.jupyter.widget-state+json" not in executed.metadata.get("widgets", {})
+    assert (tmp_path / "run.ipynb").stat().st_size < 2_000_000
+
+
+def test_image_folder_run(image_folder, tmp_path):
+    out = tmp_path / "folder-run"
+    execute_notebook(EXPERIMENT_NOTEBOOK, tmp_path / "run.ipynb",
+                     FAST | {"experiment": "extractor-adam", "dataset": str(image_folder), "batch_size": 8,
+                             "train_subset": None, "test_subset": None, "val_fraction": 0.25,
+                             "output_dir": str(out)})
+    metrics = check_outputs(out, "extractor-adam", epochs=2, num_classes=3)
+    assert metrics["classes"] == ["blue", "green", "red"] and metrics["sizes"]["test"] == 12
+
+
+def test_bad_parameter_fails_in_the_first_cells_with_the_package_error(tmp_path):
+    output = tmp_path / "bad.ipynb"
+    with pytest.raises(papermill.PapermillExecutionError) as info:
+        execute_notebook(EXPERIMENT_NOTEBOOK, output, FAST | {"experiment": "finetune-rmsprop"})
+    assert info.value.ename == "ValueError" and "experiment='finetune-rmsprop'" in info.value.evalue
+    executed = nbformat.read(output, as_version=4)
+    failed = [i for i, c in enumerate(executed.cells) if c.cell_type == "code"
+              and any(o.output_type == "error" for o in c.outputs)]
+    assert failed and "collect_parameters" in executed.cells[failed[0]].source
+    assert not any(c.get("outputs") for c in executed.cells[failed[0] + 1:])  # nothing ran after it
+
+
+def test_help_notebook_lists_every_parameter_with_type_and_help():
+    shown = subprocess.run([sys.executable, "-m", "papermill", "--help-notebook", str(EXPERIMENT_NOTEBOOK)],
+                           capture_output=True, text=True, check=True).stdout
+    for p in PARAMETERS.values():
+        assert f"{p.name}: {p.type.__name__} (default {p.default!r})" in shown
+        assert p.help.split()[0] in shown
+
+
+def test_committed_notebooks_are_clean_and_use_the_python3_kernel():
+    for path in (EXPERIMENT_NOTEBOOK, TEACHING_NOTEBOOK):
+        nb = nbformat.read(path, as_version=4)
+        assert nb.metadata.kernelspec.name == "python3"
+        assert "papermill" not in nb.metadata and "widgets" not in nb.metadata
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        silent = [c for c in code if not c.outputs]  # only cells that just assign print nothing
+        assert all(c.source == "results = {}" or {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))
+                   for c in silent), f"{path.name} has unexecuted cells"
+        assert not any(o.output_type == "error" for c in code for o in c.outputs)
+        # no training logic in the notebooks: they call the package
+        assert not any("optimizer.step" in c.source or "backward()" in c.source for c in code)
