@@ -142,7 +142,8 @@ def train_experiment(params: dict[str, Any], data: DataLoaders, model: nn.Module
     return ExperimentResult(params, model, data, losses, accuracies, test, seconds, device.type, cache_info)
 
 
-def save_outputs(result: ExperimentResult, output_dir: str | Path, figures: dict[str, Any] | None = None) -> dict[str, str]:
+def save_outputs(result: ExperimentResult, output_dir: str | Path,
+                 figures: dict[str, Any] | None = None) -> dict[str, str]:
     """Write ``metrics.json`` and the figures of :func:`make_figures` (drawn now unless given) into
     ``output_dir``, each atomically; return their paths."""
     output_dir = Path(output_dir)
@@ -153,7 +154,8 @@ def save_outputs(result: ExperimentResult, output_dir: str | Path, figures: dict
     return result.files
 
 
-def run_experiment(params: dict[str, Any] | None = None, log_interval: int | None = 1, **overrides: Any) -> ExperimentResult:
+def run_experiment(params: dict[str, Any] | None = None, log_interval: int | None = 1,
+                   **overrides: Any) -> ExperimentResult:
     """Validate the parameters, then load data, build the model, train, test and (if
     ``output_dir`` is set) write the outputs. Keyword arguments override ``params``."""
     params = validate_parameters((params or {}) | overrides)

@@ -91,7 +91,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle, zip and torch errors all mean "not a state dict"
-        raise ValueError(f"weights={str(path)!r}: not a readable state dict ({type(error).__name__}: {error})") from error
+        reason = f"{type(error).__name__}: {error}"
+        raise ValueError(f"weights={str(path)!r}: not a readable state dict ({reason})") from error
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"weights={str(path)!r}: expected a state dict (names -> tensors), got {type(state).__name__}")
     return state

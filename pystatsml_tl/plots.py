@@ -28,7 +28,7 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], ncols: int =
                slots: int = 0):
     """Show images in a grid (at least ``slots`` cells) with a small title above each; return the figure."""
     nrows = max(1, -(-max(len(images), slots) // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * ncols, 1.6 * nrows + (0.4 if title else 0)), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * ncols, 1.9 * nrows + (0.4 if title else 0)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, text in zip(axes.flat, images, titles):

@@ -23,7 +23,8 @@ def differing_parameters(metrics: dict[str, dict[str, Any]]) -> list[str]:
 def summary_table(metrics: dict[str, dict[str, Any]], failures: dict[str, str] | None = None,
                   published: bool = False) -> pd.DataFrame:
     """One row per experiment: what it trains (strategy, optimizer, weights), test accuracy (%),
-    best epoch, seconds, device, the other parameters that differ between experiments, and (``published=True``) the tutorial's numbers; failed
+    best epoch, seconds, device, the other parameters that differ between experiments, and
+    (``published=True``) the tutorial's numbers; failed
     experiments get their error's first line."""
     failures = failures or {}
     varying = differing_parameters(metrics)
@@ -46,8 +47,9 @@ def comparison_figure(metrics: dict[str, dict[str, Any]], published: bool = Fals
     """Selection-accuracy curves and test-accuracy bars of the experiments (see :func:`plots.comparison`)."""
     from . import plots
 
-    return plots.comparison({n: m["history"] for n, m in metrics.items()}, {n: m["test_acc"] for n, m in metrics.items()},
-                            PUBLISHED_BEST_ACC if published else None, title)
+    histories = {n: m["history"] for n, m in metrics.items()}
+    test_acc = {n: m["test_acc"] for n, m in metrics.items()}
+    return plots.comparison(histories, test_acc, PUBLISHED_BEST_ACC if published else None, title)
 
 
 def _markdown_table(table: pd.DataFrame) -> str:

@@ -8,7 +8,8 @@ from pystatsml_tl.parameters import (EXPERIMENTS, PARAMETERS, PROFILES, default_
 
 def test_defaults_are_the_tutorial_settings_with_a_validation_split():
     p = validate_parameters({})
-    assert (p["arch"], p["weights"], p["dataset"], p["epochs"], p["batch_size"]) == ("resnet18", "imagenet", "cifar10", 5, 100)
+    assert (p["arch"], p["weights"], p["dataset"]) == ("resnet18", "imagenet", "cifar10")
+    assert (p["epochs"], p["batch_size"]) == (5, 100)
     assert (p["lr"], p["momentum"], p["step_size"], p["gamma"], p["normalize"]) == (1e-3, 0.9, 7, 0.1, "tutorial")
     assert p["val_fraction"] == 0.1 and profile_parameters("tutorial")["val_fraction"] == 0.0
 

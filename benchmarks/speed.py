@@ -1,0 +1,191 @@
+"""Speed of this package against the lesson's procedure, side by side on the same machine and data.
+
+Each measurement runs in its own child process (so its peak memory is its own) on the same
+synthetic CIFAR-sized data, ResNet18 with random weights (speed does not depend on them):
+
+- ``tutorial``: the lesson's procedure, rewritten in a few lines: per-image PIL -> ToTensor ->
+  Normalize in a DataLoader, and its training loop (``loss.item()`` every batch, the frozen
+  backbone left in train mode and run every epoch);
+- ``package``: ``pystatsml_tl`` (tensor-resident batches; for the extractor, features computed
+  once and kept on disk, so the second extractor experiment reuses them).
+
+    python benchmarks/speed.py                      # 50000/10000 images, 5 epochs (long on a CPU)
+    python benchmarks/speed.py --train 5000 --test 1000 --epochs 2     # a quick look
+
+It prints a table of wall seconds, images per second (image passes, train + test, per second)
+and peak memory of each run, then the ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def tutorial_procedure(config: dict) -> dict:
+    """The lesson's data pipeline and training loop, on the synthetic data."""
+    import torch
+    import torchvision
+    from PIL import Image
+    from torch import nn
+    from torchvision import transforms
+
+    from pystatsml_tl.synthetic import make_synthetic
+
+    class PILDataset(torch.utils.data.Dataset):  # what torchvision's CIFAR10 does per image
+        def __init__(self, data, targets, transform):
+            self.data, self.targets, self.transform = data, targets, transform
+
+        def __len__(self):
+            return len(self.data)
+
+        def __getitem__(self, index):
+            return self.transform(Image.fromarray(self.data[index])), int(self.targets[index])
+
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,) * 3, (0.5,) * 3)])
+    sizes = {"train": config["train"], "test": config["test"]}
+    loaders = {
+        split: torch.utils.data.DataLoader(PILDataset(*make_synthetic("target", n, seed=0, split=split), transform),
+                                           batch_size=config["batch_size"], shuffle=split == "train")
+        for split, n in sizes.items()}
+    device = torch.device(config["device"])
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18()
+    if config["strategy"] == "extractor":
+        for param in model.parameters():
+            param.requires_grad = False
+    model.fc = nn.Linear(model.fc.in_features, 10)
+    model = model.to(device)
+    trained = model.fc.parameters() if config["strategy"] == "extractor" else model.parameters()
+    optimizer = (torch.optim.SGD(trained, lr=1e-3, momentum=0.9) if config["optimizer"] == "sgd"
+                 else torch.optim.Adam(trained, lr=1e-3))
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=7, gamma=0.1)
+    criterion = nn.CrossEntropyLoss()
+    best = (0.0, None)  # (accuracy, weights): the lesson keeps a copy of the best weights
+    started = time.time()
+    for _ in range(config["epochs"]):
+        for phase in ("train", "test"):
+            model.train(phase == "train")
+            running_loss, running_corrects = 0.0, 0
+            for inputs, labels in loaders[phase]:
+                inputs, labels = inputs.to(device), labels.to(device)
+                optimizer.zero_grad()
+                with torch.set_grad_enabled(phase == "train"):
+                    outputs = model(inputs)
+                    _, preds = torch.max(outputs, 1)
+                    loss = criterion(outputs, labels)
+                    if phase == "train":
+                        loss.backward()
+                        optimizer.step()
+                running_loss += loss.item() * inputs.size(0)
+                running_corrects += torch.sum(preds == labels.data)
+            if phase == "train":
+                scheduler.step()
+            epoch_acc = running_corrects.double().item() / sizes[phase]
+            if phase == "test" and epoch_acc > best[0]:
+                best = (epoch_acc, copy.deepcopy(model.state_dict()))
+    return {"seconds": time.time() - started, "test_acc": best[0]}
+
+
+def package_procedure(config: dict) -> dict:
+    """The same experiment through pystatsml_tl."""
+    from pystatsml_tl.experiments import build_model, prepare_data, train_experiment
+    from pystatsml_tl.parameters import validate_parameters
+
+    experiment = f"{config['strategy']}-{config['optimizer']}"
+    params = validate_parameters({
+        "experiment": experiment, "dataset": "synthetic", "weights": "none", "epochs": config["epochs"],
+        "batch_size": config["batch_size"], "val_fraction": 0.0, "train_subset": config["train"],
+        "test_subset": config["test"], "progress": False, "device": config["device"]})
+    data = prepare_data(params)  # generating the synthetic images is timed by neither procedure
+    model = build_model(params, data.num_classes)
+    started = time.time()
+    result = train_experiment(params, data, model, log_interval=None)
+    return {"seconds": time.time() - started, "test_acc": result.test.accuracy,
+            "feature_cache_reused": None if result.feature_cache is None else result.feature_cache.reused}
+
+
+def run_child(config: dict, cache_dir: str) -> dict:
+    """Run one measurement in a fresh Python process; return what it reports."""
+    env = dict(os.environ, PYSTATSML_TL_CACHE=cache_dir)
+    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(config)], env=env, check=True,
+                          capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def child_main(config: dict) -> None:
+    result = (tutorial_procedure if config["procedure"] == "tutorial" else package_procedure)(config)
+    result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", type=int, default=50_000, help="training images (default 50000)")
+    parser.add_argument("--test", type=int, default=10_000, help="test images (default 10000)")
+    parser.add_argument("--finetune-train", type=int, default=None,
+                        help="training images for fine-tuning (default --train)")
+    parser.add_argument("--finetune-test", type=int, default=None, help="test images for fine-tuning (default --test)")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--which", default="extractor,finetune", help="extractor, finetune or both")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_main(json.loads(args.child))
+        return
+    for name in ("train", "test", "epochs", "batch_size"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a positive integer")
+    base = {"epochs": args.epochs, "batch_size": args.batch_size, "device": args.device}
+    rows = []
+    with tempfile.TemporaryDirectory() as cache_dir:
+        if "extractor" in args.which:
+            sizes = {"train": args.train, "test": args.test}
+            for procedure in ("tutorial", "package"):
+                for optimizer in ("sgd", "adam"):
+                    config = base | sizes | {"procedure": procedure, "strategy": "extractor", "optimizer": optimizer}
+                    rows.append(config | run_child(config, cache_dir))
+                    print(f"done: {procedure} extractor-{optimizer} {rows[-1]['seconds']:.1f}s", file=sys.stderr)
+        if "finetune" in args.which:
+            sizes = {"train": args.finetune_train or args.train, "test": args.finetune_test or args.test}
+            for procedure in ("tutorial", "package"):
+                config = base | sizes | {"procedure": procedure, "strategy": "finetune", "optimizer": "sgd"}
+                rows.append(config | run_child(config, cache_dir))
+                print(f"done: {procedure} finetune-sgd {rows[-1]['seconds']:.1f}s", file=sys.stderr)
+    print_table(rows)
+
+
+def print_table(rows: list[dict]) -> None:
+    print("| run | procedure | images (train/test) x epochs | wall s | images/s | peak MiB | test acc |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        passes = (r["train"] + r["test"]) * r["epochs"]
+        note = " (features reused from disk)" if r.get("feature_cache_reused") else ""
+        print(f"| {r['strategy']}-{r['optimizer']}{note} | {r['procedure']} | {r['train']}/{r['test']} x {r['epochs']} "
+              f"| {r['seconds']:.1f} | {passes / r['seconds']:.0f} | {r['peak_mib']:.0f} | {100 * r['test_acc']:.1f} |")
+
+    def seconds(procedure, strategy, optimizer=None):
+        return sum(r["seconds"] for r in rows if r["procedure"] == procedure and r["strategy"] == strategy
+                   and optimizer in (None, r["optimizer"]))
+
+    print()
+    if any(r["strategy"] == "extractor" for r in rows):
+        one = seconds("tutorial", "extractor", "sgd") / seconds("package", "extractor", "sgd")
+        both = seconds("tutorial", "extractor") / seconds("package", "extractor")
+        print(f"extractor, one experiment: the package takes {one:.1f}x less wall time than the tutorial's procedure")
+        print(f"extractor, both experiments: {both:.1f}x less")
+    if any(r["strategy"] == "finetune" for r in rows):
+        ratio = seconds("tutorial", "finetune") / seconds("package", "finetune")
+        print(f"fine-tuning: the package is {ratio:.2f}x the tutorial's speed (per epoch, same images)")
+
+
+if __name__ == "__main__":
+    main()
