@@ -27,7 +27,7 @@ notebooks: $(STAMP)  ## re-execute the committed notebooks with the smoke profil
 	$(BIN)/python -m pystatsml_tl.notebooks
 
 benchmark: $(STAMP)
-	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/speed.py --finetune-train 5000 --finetune-test 1000
 
 clean:
 	rm -rf $(VENV) build *.egg-info

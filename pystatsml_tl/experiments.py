@@ -8,7 +8,7 @@ import json
 import math
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,6 @@ class ExperimentResult:
     seconds: float
     device: str
     feature_cache: FeatureCacheInfo | None = None
-    files: dict[str, str] = field(default_factory=dict)
 
     @property
     def best_epoch(self) -> int:
@@ -112,8 +111,8 @@ def use_feature_cache(params: dict[str, Any], model: nn.Module) -> bool:
     return is_frozen(model) and not params["augment"]
 
 
-def train_experiment(params: dict[str, Any], data: DataLoaders, model: nn.Module, log_interval: int | None = 1,
-                     checkpoint: str | None = None) -> ExperimentResult:
+def train_experiment(params: dict[str, Any], data: DataLoaders, model: nn.Module,
+                     log_interval: int | None = 1) -> ExperimentResult:
     """Train ``model`` on ``data`` as ``params`` say, then evaluate the selected model on the test set.
 
     A frozen extractor without augmentation trains its head on features computed once (and kept
@@ -136,7 +135,7 @@ def train_experiment(params: dict[str, Any], data: DataLoaders, model: nn.Module
         trained, evaluated_on = model, data
     _, losses, accuracies = train_val_model(trained, criterion, optimizer, evaluated_on, params["epochs"], scheduler,
                                             log_interval, device=device, seed=params["seed"],
-                                            progress=params["progress"], checkpoint=checkpoint)
+                                            progress=params["progress"])
     test = evaluate(trained, evaluated_on["test"], criterion, device)
     seconds = time.time() - started
     return ExperimentResult(params, model, data, losses, accuracies, test, seconds, device.type, cache_info)
@@ -149,9 +148,9 @@ def save_outputs(result: ExperimentResult, output_dir: str | Path,
     output_dir = Path(output_dir)
     figures = figures if figures is not None else make_figures(result)
     files = {name: str(save_figure_atomic(fig, output_dir / name, dpi=90)) for name, fig in figures.items()}
-    result.files = files | {"metrics.json": str(output_dir / "metrics.json")}
-    write_json_atomic(output_dir / "metrics.json", result.metrics() | {"files": sorted(result.files)})
-    return result.files
+    metrics = result.metrics() | {"files": sorted([*files, "metrics.json"])}
+    files["metrics.json"] = str(write_json_atomic(output_dir / "metrics.json", metrics))
+    return files
 
 
 def run_experiment(params: dict[str, Any] | None = None, log_interval: int | None = 1,

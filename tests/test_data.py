@@ -151,3 +151,11 @@ def test_bad_data_arguments_name_the_parameter(kwargs, name):
     dataset = kwargs.pop("dataset")
     with pytest.raises(ValueError, match=f"^{name}="):
         load_data(dataset, **kwargs)
+
+
+def test_data_dir_defaults_to_the_environment_variable(fake_cifar10, monkeypatch):
+    root, arrays = fake_cifar10
+    monkeypatch.setenv("PYSTATSML_TL_DATA", str(root))
+    data = load_data("cifar10", val_fraction=0)
+    assert data.sizes == {"train": 100, "test": 30}
+    assert np.array_equal(data["test"].dataset.data, arrays["test"][0])
