@@ -20,6 +20,3 @@ class ResourceUnavailableError(RuntimeError):
             f"{OFFLINE_HINT}"
         )
 
-
-NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError)
-"""What a failed download raises (urllib's URLError is an OSError; torchvision may wrap it)."""
