@@ -32,6 +32,7 @@ PUBLISHED_SECONDS = {"finetune-sgd": 31 * 60 + 43, "finetune-adam": 31 * 60 + 9,
 METRICS_KEYS = ("experiment", "parameters", "history", "best_epoch", "selected_on", "test_acc", "test_loss",
                 "seconds", "device")
 FIGURES = ("learning_curves.png", "confusion_matrix.png", "misclassified.png")
+"""File names of the figures :func:`make_figures` draws, in that order."""
 
 
 def versions() -> dict[str, str]:
@@ -182,13 +183,11 @@ def make_figures(result: ExperimentResult) -> dict[str, Any]:
 
     name = result.params["experiment"]
     targets, predictions = result.test.targets.tolist(), result.test.predictions.tolist()
-    figures = {
-        "learning_curves.png": plots.learning_curves(result.losses, result.accuracies, title=name),
-        "confusion_matrix.png": plots.confusion_matrix(targets, predictions, result.data.classes,
-                                                       title=f"{name}: confusion matrix (test set)"),
-        "misclassified.png": plots.misclassified_images(result.data["test"].dataset, targets, predictions,
-                                                        result.data.classes),
-    }
+    figures = dict(zip(FIGURES, (
+        plots.learning_curves(result.losses, result.accuracies, title=name),
+        plots.confusion_matrix(targets, predictions, result.data.classes, title=f"{name}: confusion matrix (test set)"),
+        plots.misclassified_images(result.data["test"].dataset, targets, predictions, result.data.classes),
+    )))
     for fig in figures.values():
         plots.plt.close(fig)
     return figures
