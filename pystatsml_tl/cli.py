@@ -1,4 +1,5 @@
-"""The ``pystatsml-tl`` command: ``run`` the experiments, ``list`` what there is, ``pretrain`` a backbone."""
+"""The pystatsml-tl command: run experiments over seeds and grids, rebuild a report, list what there is,
+pretrain a backbone."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from .parameters import EXPERIMENTS, PARAMETERS, PROFILE_EXPERIMENTS, PROFILES, parse_value
+from .parameters import EXPERIMENTS, PARAMETERS, PROFILE_EXPERIMENTS, PROFILE_SEEDS, PROFILES, parse_value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,7 +41,20 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="override a notebook parameter (repeatable), e.g. --set epochs=3")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="where to train (default: auto)")
     run.add_argument("--output-dir", default=None, help="report folder (default: reports/<profile>-<timestamp>)")
-    run.add_argument("--jobs", type=int, default=1, help="experiments run in parallel (default: 1)")
+    run.add_argument("--jobs", type=int, default=1, help="groups (experiment and grid point) run in parallel "
+                     "(default: 1)")
+    run.add_argument("--seeds", default=None,
+                     help="a count (5 = seeds 0..4) or a list (0,3,7); same seed = same split and subsets in every "
+                          "experiment, so comparisons are paired (default: the profile's, smoke 3, others 1)")
+    run.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
+                     help="run every experiment at each value of a parameter (repeatable: the Cartesian product), "
+                          "e.g. --grid image_size=32,128")
+    run.add_argument("--shard", default="1/1", metavar="I/N",
+                     help="run only the I-th of N disjoint slices of the run list (a job array, several machines "
+                          "sharing --output-dir); each shard rebuilds the report from every complete run")
+
+    report = commands.add_parser("report", help="rebuild the report of a folder from the runs it holds")
+    report.add_argument("output_dir", help="a folder written by pystatsml-tl run")
 
     commands.add_parser("list", help="print the experiments, the profiles and the parameters")
 
@@ -68,7 +82,8 @@ def _list() -> None:
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> int:
-    from .runner import run
+    from .grid import parse_grid, parse_seeds, parse_shard
+    from .runner import plan_run, run
 
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs}: expected a positive integer")
@@ -78,14 +93,32 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[s
             overrides["device"] = args.device
         chosen = args.experiments if args.experiments is not None else ",".join(PROFILE_EXPERIMENTS[args.profile])
         experiments = [name.strip() for name in chosen.split(",") if name.strip()]
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else list(range(PROFILE_SEEDS[args.profile]))
+        grid, shard = parse_grid(args.grid), parse_shard(args.shard)
         output_dir = args.output_dir or f"reports/{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
-        from .runner import plan_run
-
-        plan_run(args.profile, experiments, overrides, output_dir)  # validates everything before work
+        plan_run(args.profile, experiments, overrides, output_dir, seeds, grid, shard)  # validates before work
     except ValueError as error:
         parser.error(str(error))
     command = "pystatsml-tl " + " ".join(shlex.quote(a) for a in argv)
-    return run(args.profile, experiments, overrides, output_dir, args.jobs, command=command)
+    return run(args.profile, experiments, overrides, output_dir, args.jobs, command=command, seeds=seeds, grid=grid,
+               shard=shard)
+
+
+def _report(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    from pathlib import Path
+
+    from .report import collect_runs, write_report
+
+    folder = Path(args.output_dir)
+    if not folder.is_dir():
+        parser.error(f"output_dir {args.output_dir!r}: expected an existing folder written by pystatsml-tl run")
+    runs, failures = collect_runs(folder)
+    if not runs and not failures:
+        parser.error(f"output_dir {args.output_dir!r}: no metrics.json found under it")
+    paths = write_report(folder, command="pystatsml-tl " + " ".join(shlex.quote(a) for a in argv))
+    print(paths["summary.md"])
+    print(f"{len(runs)} complete run(s), {len(failures)} failed")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"source test accuracy {100 * backbone.card['source_test_acc']:.1f}% "
               f"({len(backbone.card['classes'])} classes, {backbone.card['epochs']} epochs)")
         return 0
+    if args.command == "report":
+        return _report(args, parser, argv)
     return _run(args, parser, argv)
 
 

@@ -124,21 +124,21 @@ def _tensor_loaders(datasets: dict[str, ImageArrayDataset], name: str, batch_siz
                     train_subset: int | None, test_subset: int | None, normalize: str, image_size: int,
                     augment: bool, seed: int, device: torch.device) -> DataLoaders:
     train, test = datasets["train"], datasets["test"]
-    if (index := subset_indices(len(train), train_subset, seed)) is not None:
-        train = train.subset(index)
-    if (index := subset_indices(len(test), test_subset, seed + 1)) is not None:
-        test = test.subset(index)
-    splits = {"train": train}
+    pool = subset_indices(len(train), train_subset, seed)
+    pool = torch.arange(len(train)) if pool is None else pool
+    test_index = subset_indices(len(test), test_subset, seed + 1)
+    positions = {"train": (train, pool)}
     if val_fraction > 0:
-        train_index, val_index = split_indices(len(train), val_fraction, seed)
-        splits = {"train": train.subset(train_index), "val": train.subset(val_index)}
-    splits["test"] = test
+        train_index, val_index = split_indices(len(pool), val_fraction, seed)
+        positions = {"train": (train, pool[train_index]), "val": (train, pool[val_index])}
+    positions["test"] = (test, torch.arange(len(test)) if test_index is None else test_index)
     transform = BatchTransform(normalize, image_size, augment)
-    loaders = {
-        split: TensorLoader(ds.images, torch.as_tensor(ds.targets), batch_size, shuffle=split == "train",
-                            transform=transform, train=split == "train", device=device, dataset=ds)
-        for split, ds in splits.items()
-    }
+    loaders = {}
+    for split, (base, index) in positions.items():
+        ds = base.subset(index)
+        loaders[split] = TensorLoader(ds.images, torch.as_tensor(ds.targets), batch_size, shuffle=split == "train",
+                                      transform=transform, train=split == "train", device=device, dataset=ds,
+                                      origin=(base, index))
     return DataLoaders(loaders, train.classes, name)
 
 

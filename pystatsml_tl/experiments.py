@@ -20,7 +20,9 @@ from . import __version__
 from .data import DataLoaders, load_data, resolve_device
 from .features import FeatureCacheInfo, cached_feature_loaders
 from .models import get_head, is_frozen, make_model
+from .grid import seed_folder
 from .parameters import experiment_settings, validate_parameters
+from .statistics import wilson_interval
 from .storage import save_figure_atomic, write_json_atomic
 from .training import Evaluation, best_epoch, evaluate, selection_phase, train_val_model
 
@@ -29,8 +31,8 @@ PUBLISHED_BEST_ACC = {"finetune-sgd": 78.90, "finetune-adam": 80.49, "extractor-
 PUBLISHED_SECONDS = {"finetune-sgd": 31 * 60 + 43, "finetune-adam": 31 * 60 + 9,
                      "extractor-sgd": 8 * 60 + 6, "extractor-adam": 7 * 60 + 59}
 """The tutorial's published wall times on a CPU, in seconds."""
-METRICS_KEYS = ("experiment", "parameters", "history", "best_epoch", "selected_on", "test_acc", "test_loss",
-                "seconds", "device")
+METRICS_KEYS = ("experiment", "parameters", "history", "best_epoch", "selected_on", "test_acc", "test_acc_ci",
+                "test_loss", "seconds", "device", "test_predictions", "test_targets")
 FIGURES = ("learning_curves.png", "confusion_matrix.png", "misclassified.png")
 """File names of the figures :func:`make_figures` draws, in that order."""
 
@@ -86,6 +88,12 @@ class ExperimentResult:
         """The epoch whose weights were kept."""
         return best_epoch(self.accuracies)
 
+    @property
+    def test_acc_ci(self) -> tuple[float, float]:
+        """95 % Wilson interval of the test accuracy (fractions), from the number of test images."""
+        correct = int((self.test.predictions == self.test.targets).sum())
+        return wilson_interval(correct, len(self.test.targets))
+
     def history(self) -> dict[str, list[float]]:
         """Per-epoch ``<phase>_loss`` and ``<phase>_acc`` (fractions) as flat lists."""
         flat = {}
@@ -100,8 +108,10 @@ class ExperimentResult:
             "experiment": self.params["experiment"], "parameters": self.params,
             "settings": experiment_settings(self.params), "history": self.history(),
             "best_epoch": self.best_epoch, "selected_on": selection_phase(self.losses),
-            "test_acc": self.test.accuracy, "test_loss": self.test.loss, "seconds": round(self.seconds, 2),
-            "device": self.device, "classes": self.data.classes, "sizes": self.data.sizes,
+            "test_acc": self.test.accuracy, "test_acc_ci": list(self.test_acc_ci), "test_loss": self.test.loss,
+            "seconds": round(self.seconds, 2), "device": self.device, "classes": self.data.classes,
+            "sizes": self.data.sizes, "test_predictions": self.test.predictions.tolist(),
+            "test_targets": self.test.targets.tolist(),
             "feature_cache": None if self.feature_cache is None else vars(self.feature_cache),
             "versions": versions(),
         }
@@ -165,6 +175,17 @@ def run_experiment(params: dict[str, Any] | None = None, log_interval: int | Non
     if params["output_dir"]:
         save_outputs(result, params["output_dir"])
     return result
+
+
+def seed_runs(params: dict[str, Any], seeds: list[int] | None = None) -> list[dict[str, Any]]:
+    """The validated parameters of each seed's run: ``params`` alone when ``seeds`` is empty, else
+    one copy per seed, each written into ``<output_dir>/seed-<seed>`` when ``output_dir`` is set."""
+    if not seeds:
+        return [validate_parameters(params)]
+    folder = params.get("output_dir")
+    return [validate_parameters(params | {"seed": seed,
+                                          "output_dir": str(Path(folder) / seed_folder(seed)) if folder else None})
+            for seed in seeds]
 
 
 def is_complete_metrics(path: str | Path) -> bool:

@@ -11,9 +11,10 @@ import copy
 import hashlib
 import json
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -23,17 +24,19 @@ from .data import DataLoaders, resolve_device
 from .loaders import TensorLoader
 from .models import get_head, head_name, set_head
 from .storage import cache_dir as resolve_cache_dir
-from .storage import torch_save_atomic
+from .storage import file_lock, torch_save_atomic
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: one entry per image set, filled as images are needed
 
 
 @dataclass
 class FeatureCacheInfo:
-    """Where cached features live, whether they were reused, and their size."""
+    """Where cached features live (one file per image set; none when not kept on disk), whether
+    they were all reused, how many images had to be run through the backbone, and the size."""
 
-    path: str | None
+    paths: list[str]
     reused: bool
+    computed: int
     bytes: int
 
 
@@ -53,21 +56,60 @@ def backbone_fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def data_fingerprint(loader) -> str:
-    """A hash of what a loader serves: its tensors, or the files and labels of an image folder."""
+def _tensors_fingerprint(inputs: torch.Tensor, labels: torch.Tensor) -> str:
     digest = hashlib.blake2b(digest_size=16)
-    if isinstance(loader, TensorLoader):
-        _hash_tensor(digest, loader.inputs)
-        _hash_tensor(digest, loader.labels)
-        return digest.hexdigest()
-    dataset, indices = loader.dataset, None
-    if isinstance(dataset, torch.utils.data.Subset):
-        dataset, indices = dataset.dataset, list(dataset.indices)
-    samples = dataset.samples if indices is None else [dataset.samples[i] for i in indices]
+    _hash_tensor(digest, inputs)
+    _hash_tensor(digest, torch.as_tensor(labels))
+    return digest.hexdigest()
+
+
+def _samples_fingerprint(samples: list[tuple[str, int]]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
     for path, label in samples:
         stat = os.stat(path)
         digest.update(f"{path}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
+
+
+@dataclass
+class ImageSource:
+    """The image set a split's loader draws from: its fingerprint and size, the positions of the
+    split's images in it, and a way to build an ordered loader over any positions of it.
+
+    The features of an image do not depend on the split it falls in, so splits, subsets and seeds
+    drawn from one image set share one cache entry."""
+
+    fingerprint: str
+    size: int
+    index: torch.Tensor
+    loader_for: Callable[[torch.Tensor], Any]
+
+
+def image_source(loader) -> ImageSource:
+    """The :class:`ImageSource` behind a tensor loader (its origin when :func:`load_data` recorded
+    one, else its own tensors) or an image-folder DataLoader (the folder behind a Subset)."""
+    if isinstance(loader, TensorLoader):
+        if loader.origin is not None:
+            base, index = loader.origin
+            inputs, labels = base.images, torch.as_tensor(base.targets)
+        else:
+            inputs, labels, index = loader.inputs, loader.labels, torch.arange(len(loader.labels))
+
+        def tensor_loader(positions: torch.Tensor) -> TensorLoader:
+            return TensorLoader(inputs[positions], labels[positions], loader.batch_size, transform=loader.transform,
+                                train=False, device=loader.device)
+
+        return ImageSource(_tensors_fingerprint(inputs, labels), len(labels), index, tensor_loader)
+    dataset = loader.dataset
+    base, index = (dataset.dataset, torch.as_tensor(dataset.indices)) if isinstance(dataset, torch.utils.data.Subset) \
+        else (dataset, torch.arange(len(dataset)))
+
+    def folder_loader(positions: torch.Tensor):
+        return torch.utils.data.DataLoader(torch.utils.data.Subset(base, positions.tolist()),
+                                           batch_size=loader.batch_size, shuffle=False,
+                                           num_workers=loader.num_workers, pin_memory=loader.pin_memory)
+
+    return ImageSource(_samples_fingerprint(base.samples), len(base), index, folder_loader)
 
 
 def in_order(loader):
@@ -106,27 +148,43 @@ def extract_features(model: nn.Module, loader, device: str | torch.device = "aut
     return torch.cat(features), torch.cat(labels).long()
 
 
-def _feature_key(model: nn.Module, dataloaders: dict, description: dict[str, Any]) -> dict[str, Any]:
-    return {"format": FORMAT_VERSION, "backbone": backbone_fingerprint(model),
-            "data": {split: data_fingerprint(loader) for split, loader in dataloaders.items()},
-            **description}
+def _feature_key(model: nn.Module, source: ImageSource, description: dict[str, Any]) -> dict[str, Any]:
+    return {"format": FORMAT_VERSION, "backbone": backbone_fingerprint(model), "images": source.fingerprint,
+            "size": source.size, **description}
+
+
+def _empty_entry(key: dict[str, Any]) -> dict[str, Any]:
+    return {"key": json.dumps(key), "features": None, "labels": torch.zeros(key["size"], dtype=torch.long),
+            "done": torch.zeros(key["size"], dtype=torch.bool)}
 
 
 def _read_entry(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    """The cached entry at ``path`` if it is readable, complete and made for ``key``; else None."""
+    """The cached entry at ``path`` if it is readable, consistent and made for ``key``; else None."""
     if not path.is_file():
         return None
     try:
         entry = torch.load(path, map_location="cpu", weights_only=True)
         if json.loads(entry["key"]) != key:
             return None
-        for split in key["data"]:
-            features, labels = entry["features"][split], entry["labels"][split]
-            if features.ndim != 2 or features.shape[0] != labels.shape[0]:
-                return None
+        features, labels, done = entry["features"], entry["labels"], entry["done"]
+        if features.ndim != 2 or not features.shape[0] == labels.shape[0] == done.shape[0] == key["size"]:
+            return None
         return entry
     except Exception:  # a truncated or foreign file: recompute rather than trust it
         return None
+
+
+def _complete(entry: dict[str, Any], model: nn.Module, source: ImageSource, needed: torch.Tensor, device,
+              progress: bool, desc: str) -> int:
+    """Compute the features of the ``needed`` positions that ``entry`` lacks; return how many."""
+    missing = needed[~entry["done"][needed]]
+    if missing.numel():
+        features, labels = extract_features(model, source.loader_for(missing), device, progress, desc=desc)
+        if entry["features"] is None:
+            entry["features"] = torch.zeros(source.size, features.shape[1])
+        entry["features"][missing], entry["labels"][missing] = features, labels
+        entry["done"][missing] = True
+    return int(missing.numel())
 
 
 def cached_feature_loaders(model: nn.Module, dataloaders: DataLoaders, *, description: dict[str, Any] | None = None,
@@ -136,29 +194,44 @@ def cached_feature_loaders(model: nn.Module, dataloaders: DataLoaders, *, descri
     """Compute (or reuse from disk) the frozen backbone's features of every split, and return
     loaders over them with the same batch size and shuffling, plus where the cache is.
 
-    ``description`` adds readable facts (arch, dataset, image size ...) to the key; ``cache=False``
-    computes in memory and writes nothing.
+    Features are kept per image set, not per split: every split, subset and seed drawn from the
+    same images (CIFAR-10's 50000 training images, say) reuses one entry, and only images not yet
+    in it are run through the backbone. ``description`` adds readable facts (arch, image size ...)
+    to the key; ``cache=False`` computes in memory and writes nothing. Processes sharing the cache
+    take turns on an entry, so the second one reuses what the first computed.
     """
-    key = _feature_key(model, dataloaders, description or {})
-    name = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=12).hexdigest()
-    path = resolve_cache_dir(cache_dir) / "features" / f"{name}.pt"
-    entry = _read_entry(path, key) if cache else None
-    reused = entry is not None
-    if entry is None:
-        entry = {"key": json.dumps(key), "features": {}, "labels": {}}
-        for split, loader in dataloaders.items():
-            entry["features"][split], entry["labels"][split] = extract_features(
-                model, loader, device, progress, desc=f"features {split}")
+    sources = {split: image_source(loader) for split, loader in dataloaders.items()}
+    by_images: dict[str, list[str]] = {}
+    for split, source in sources.items():
+        by_images.setdefault(source.fingerprint, []).append(split)
+    features, labels, paths, computed, size = {}, {}, [], 0, 0
+    for splits in by_images.values():
+        source = sources[splits[0]]
+        key = _feature_key(model, source, description or {})
+        name = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=12).hexdigest()
+        path = resolve_cache_dir(cache_dir) / "features" / f"{name}.pt"
+        needed = torch.cat([sources[split].index for split in splits]).unique()
+        with file_lock(path.with_suffix(".lock")) if cache else nullcontext():
+            entry = (_read_entry(path, key) if cache else None) or _empty_entry(key)
+            added = _complete(entry, model, source, needed, device, progress, desc=f"features {'+'.join(splits)}")
+            if cache and added:
+                torch_save_atomic(entry, path)
+        computed += added
+        for split in splits:
+            index = sources[split].index
+            features[split], labels[split] = entry["features"][index], entry["labels"][index]
         if cache:
-            torch_save_atomic(entry, path)
+            paths.append(str(path))
+            size += path.stat().st_size
+        else:
+            size += sum(features[split].numel() * 4 for split in splits)
     loaders = {
-        split: TensorLoader(entry["features"][split], entry["labels"][split], loader.batch_size,
-                            shuffle=_shuffles(loader), device=resolve_device(device))
+        split: TensorLoader(features[split], labels[split], loader.batch_size, shuffle=_shuffles(loader),
+                            device=resolve_device(device))
         for split, loader in dataloaders.items()
     }
-    size = path.stat().st_size if cache and path.is_file() else sum(t.numel() * 4 for t in entry["features"].values())
     return (DataLoaders(loaders, dataloaders.classes, dataloaders.name),
-            FeatureCacheInfo(str(path) if cache else None, reused, size))
+            FeatureCacheInfo(paths, computed == 0, computed, size))
 
 
 def _shuffles(loader) -> bool:

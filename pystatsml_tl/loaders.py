@@ -95,12 +95,13 @@ class TensorLoader:
     per-sample work: shuffling draws one permutation from torch's global generator, and
     ``transform`` (if any) is applied to whole batches.
 
-    ``dataset`` is what the batches come from (an :class:`ImageArrayDataset` for images).
+    ``dataset`` is what the batches come from (an :class:`ImageArrayDataset` for images);
+    ``origin`` = (a larger dataset, the positions of ``inputs`` in it), when they were drawn from one.
     """
 
     def __init__(self, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, *, shuffle: bool = False,
                  transform: BatchTransform | None = None, train: bool = False, device: str | torch.device = "cpu",
-                 dataset=None):
+                 dataset=None, origin: tuple[ImageArrayDataset, torch.Tensor] | None = None):
         if batch_size <= 0:
             raise ValueError(f"batch_size={batch_size!r}: expected a positive integer")
         device = torch.device(device)
@@ -112,6 +113,7 @@ class TensorLoader:
         self.train = train
         self.device = device
         self.dataset = dataset if dataset is not None else torch.utils.data.TensorDataset(inputs, labels)
+        self.origin = origin
 
     def __len__(self) -> int:
         return math.ceil(self.labels.shape[0] / self.batch_size)

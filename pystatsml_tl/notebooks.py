@@ -16,6 +16,8 @@ NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 EXPERIMENT_NOTEBOOK = NOTEBOOK_DIR / "experiment.ipynb"
 TEACHING_NOTEBOOK = NOTEBOOK_DIR / "transfer_learning.ipynb"
 RUN_METADATA = ("papermill", "execution", "widgets", "collapsed", "scrolled", "jupyter")
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+"""The kernel logs errors only: its start-up warning about unencrypted local TCP is not the user's concern."""
 
 
 def _coalesce_streams(outputs: list) -> list:
@@ -57,7 +59,8 @@ def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike, par
 
     try:
         papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name="python3",
-                                   progress_bar=False, cwd=str(cwd) if cwd else None)
+                                   progress_bar=False, cwd=str(cwd) if cwd else None,
+                                   extra_arguments=KERNEL_ARGUMENTS)
     finally:
         if Path(output).is_file():
             clean_notebook(output, strip_run_metadata)

@@ -70,6 +70,10 @@ PARAMETERS: dict[str, Parameter] = {
     ]
 }
 
+SEEDS_PARAMETER = Parameter("seeds", list, None, "run these seeds one after another in one kernel, each into "
+                            "output_dir/seed-N (default: seed alone); set by pystatsml-tl run", optional=True)
+"""The experiment notebook's one parameter beyond :data:`PARAMETERS`: several seeds in one papermill run."""
+
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
         "dataset": "synthetic", "weights": "synthetic", "epochs": 3, "batch_size": 50,
@@ -88,6 +92,8 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 PROFILE_EXPERIMENTS = {"smoke": tuple(EXPERIMENTS), "quick": TUTORIAL_EXPERIMENTS, "tutorial": TUTORIAL_EXPERIMENTS}
 """The experiments a profile runs by default: offline, ``scratch`` shows what pretraining bought."""
+PROFILE_SEEDS = {"smoke": 3, "quick": 1, "tutorial": 1}
+"""How many seeds (0, 1, ...) a profile runs by default: smoke is cheap enough to show uncertainty."""
 
 
 def default_parameters() -> dict[str, Any]:

@@ -94,31 +94,49 @@ def misclassified_images(dataset, targets, predictions, classes: Sequence[str], 
                       title="Misclassified test images (true -> predicted)", slots=n)
 
 
-def comparison(histories: dict[str, dict[str, list[float]]], test_acc: dict[str, float],
-               published: dict[str, float] | None = None, title: str = ""):
-    """Validation accuracy per epoch of several experiments, and their test accuracy as bars
-    (beside the published numbers when given); return the figure."""
-    fig, (ax_curve, ax_bar) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 2]})
-    palette = dict(zip(histories, sns.color_palette("tab10", len(histories))))
-    for name, history in histories.items():
-        curve = history.get("val_acc") or history.get("test_acc")
-        ax_curve.plot(np.arange(len(curve)), 100 * np.asarray(curve), marker="o", color=palette[name], label=name)
-    ax_curve.set(xlabel="epoch", ylabel="accuracy (%)", title="Selection accuracy per epoch (val, else test)")
+def _mean_band(rows: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and 95 % t band (percent) of equal-length curves, one per seed; no band for one seed."""
+    from .statistics import t_interval
+
+    values = 100 * np.asarray(rows, dtype=float)
+    mean = values.mean(axis=0)
+    if len(values) < 2:
+        return mean, mean, mean
+    low, high = np.array([t_interval(column) for column in values.T]).T
+    return mean, low, high
+
+
+def seed_comparison(accuracies: dict[str, list[float]], intervals: dict[str, tuple[float, float, float]],
+                    curves: dict[str, list[list[float]]], published: dict[str, float | None] | None = None,
+                    title: str = ""):
+    """Left: the test accuracy of every seed (points), the mean and its 95 % interval (bar) per
+    setting, beside the published number when given. Right: the mean selection accuracy per epoch
+    over the seeds with its 95 % band. ``accuracies`` and ``curves`` hold fractions,
+    ``intervals`` (mean, low, high) percent; return the figure."""
+    names = list(accuracies)
+    fig, (ax_acc, ax_curve) = plt.subplots(1, 2, figsize=(13, 0.45 * len(names) + 3.2),
+                                           gridspec_kw={"width_ratios": [2, 3]})
+    palette = dict(zip(names, sns.color_palette("tab10", len(names))))
+    rng = np.random.default_rng(0)  # jitter only, so that equal accuracies stay visible
+    for y, name in enumerate(names):
+        points = 100 * np.asarray(accuracies[name])
+        ax_acc.scatter(points, y + rng.uniform(-0.15, 0.15, len(points)), s=18, alpha=0.7, color=palette[name])
+        mean, low, high = intervals[name]
+        ax_acc.errorbar(mean, y, xerr=[[mean - low], [high - mean]], fmt="D", color="black", capsize=4, markersize=5)
+        if published and published.get(name) is not None:
+            ax_acc.plot(published[name], y, "x", color="grey", markersize=8)
+    ax_acc.set_yticks(range(len(names)), names)
+    ax_acc.invert_yaxis()
+    ax_acc.set(xlabel="test accuracy (%)", title="Seeds (dots), mean and 95 % interval"
+               + (" (x: tutorial)" if published else ""))
+    for name in names:
+        mean, low, high = _mean_band(curves[name])
+        epochs = np.arange(len(mean))
+        ax_curve.plot(epochs, mean, marker="o", color=palette[name], label=f"{name} (n={len(curves[name])})")
+        ax_curve.fill_between(epochs, low, high, color=palette[name], alpha=0.2)
+    ax_curve.set(xlabel="epoch", ylabel="accuracy (%)", title="Selection accuracy per epoch: mean, 95 % band")
     ax_curve.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_curve.legend(loc="best", fontsize=8)
-    names = list(test_acc)
-    x = np.arange(len(names))
-    width = 0.4 if published else 0.7
-    bars = ax_bar.bar(x - (width / 2 if published else 0), [100 * test_acc[n] for n in names], width,
-                      color=[palette.get(n, "grey") for n in names], label="this run")
-    ax_bar.bar_label(bars, fmt="%.1f", fontsize=8)
-    if published:
-        ref = ax_bar.bar(x + width / 2, [published.get(n, np.nan) for n in names], width, color="lightgrey",
-                         edgecolor="black", label="tutorial (published)")
-        ax_bar.bar_label(ref, fmt="%.1f", fontsize=8)
-        ax_bar.legend(loc="lower right", fontsize=8)
-    ax_bar.set_xticks(x, names, rotation=30, ha="right")
-    ax_bar.set(ylabel="test accuracy (%)", ylim=(0, 105), title="Test accuracy of the selected model")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -21,7 +21,7 @@ from . import __version__
 from .data import load_data
 from .models import check_arch, read_state_dict
 from .storage import cache_dir as resolve_cache_dir
-from .storage import torch_save_atomic, write_json_atomic
+from .storage import file_lock, torch_save_atomic, write_json_atomic
 from .training import best_epoch, train_val_model
 
 DEFAULT_SOURCE = "synthetic-source"
@@ -89,9 +89,14 @@ def pretrain(arch: str = "resnet18", source: str = DEFAULT_SOURCE, *, epochs: in
     if not recipe["lr"] > 0:
         raise ValueError(f"lr={recipe['lr']!r}: expected a positive number")
     path = backbone_path(arch, source, recipe, cache_dir)
-    if not force and (card := load_card(path)) is not None:
-        return PretrainedBackbone(path, card)
+    with file_lock(path.with_suffix(".lock")):  # a second process waits, then reuses what the first saved
+        if not force and (card := load_card(path)) is not None:
+            return PretrainedBackbone(path, card)
+        return _pretrain_and_save(arch, source, recipe, path, data_dir, device, progress)
 
+
+def _pretrain_and_save(arch: str, source: str, recipe: dict[str, Any], path: Path, data_dir, device: str,
+                       progress: bool) -> PretrainedBackbone:
     data = load_data(source, data_dir=data_dir, batch_size=recipe["batch_size"], val_fraction=0.0,
                      train_subset=recipe["train_size"], test_subset=recipe["test_size"], seed=recipe["seed"],
                      device=device)

@@ -1,7 +1,10 @@
-"""Run experiments headless with papermill, one notebook each, and write the report.
+"""Run experiments headless with papermill and write the report.
 
-A failing experiment does not stop the others; a rerun into the same output directory skips the
-experiments whose ``metrics.json`` is complete.
+The unit of a papermill run is a *group*: one experiment at one grid point, with all the seeds of
+it that this process has to run. The seeds run one after another in one kernel, so the kernel's
+start-up (a few seconds of imports) is paid once per group, not once per seed; a shard that gets
+only some seeds of a group runs just those. A failing group does not stop the others; a rerun into
+the same output directory skips the runs whose ``metrics.json`` is complete.
 """
 from __future__ import annotations
 
@@ -13,58 +16,74 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .data import load_cifar10_arrays, resolve_device
+from .data import load_cifar10_arrays
 from .errors import ResourceUnavailableError
-from .experiments import is_complete_metrics, versions
+from .experiments import is_complete_metrics
+from .grid import RUNNER_OWNED, Run, expand_runs, group_folder, shard_runs
 from .notebooks import EXPERIMENT_NOTEBOOK, execute_notebook
 from .parameters import EXPERIMENTS, experiment_settings, profile_parameters
+from .storage import write_json_atomic
+
+FAILURE_FILE = "failure.json"
+"""Written into a run's folder when its notebook failed, so that a rebuilt report still shows it."""
 
 
 @dataclass
 class RunPlan:
-    """What a run will do: the parameters of each experiment and where the report goes."""
+    """What a run will do: the validated parameters of each run of this shard, and where the report goes."""
 
     profile: str
     output_dir: Path
-    experiments: dict[str, dict[str, Any]]  # name -> validated parameters
+    runs: list[tuple[Run, dict[str, Any]]]
 
-    @property
-    def shared_parameters(self) -> dict[str, Any]:
-        """The parameters that every experiment of the run has in common."""
-        runs = list(self.experiments.values())
-        return {k: v for k, v in runs[0].items() if k not in ("experiment", "output_dir")
-                and all(r[k] == v for r in runs)}
+    def groups(self, runs: list[tuple[Run, dict[str, Any]]] | None = None) -> dict[tuple, list]:
+        """``runs`` (default: all of the plan) grouped by experiment and grid point, in order."""
+        grouped: dict[tuple, list] = {}
+        for run, params in self.runs if runs is None else runs:
+            grouped.setdefault(run.group, []).append((run, params))
+        return grouped
 
 
-def plan_run(profile: str, experiments: list[str], overrides: dict[str, Any], output_dir: str | Path) -> RunPlan:
+def plan_run(profile: str, experiments: list[str], overrides: dict[str, Any], output_dir: str | Path,
+             seeds: list[int] | None = None, grid: dict[str, list[Any]] | None = None,
+             shard: tuple[int, int] = (1, 1)) -> RunPlan:
     """Validate everything a run needs and return its plan; raise ``ValueError`` before any work."""
+    seeds, grid = seeds or [0], grid or {}
     unknown = [name for name in experiments if name not in EXPERIMENTS]
     if unknown or not experiments:
         raise ValueError(f"experiments={','.join(unknown) or '(none)'}: expected names among {', '.join(EXPERIMENTS)}")
-    for name in ("experiment", "output_dir"):
+    for name, option in RUNNER_OWNED.items():
         if name in overrides:
-            raise ValueError(f"--set {name}=...: set by the runner; use --experiments / --output-dir instead")
+            raise ValueError(f"--set {name}=...: set by the runner; use {option} instead")
+    both = sorted(set(overrides) & set(grid))
+    if both:
+        raise ValueError(f"--set and --grid both set {', '.join(both)}: give it in one of them")
     output_dir = Path(output_dir)
-    runs = {name: profile_parameters(profile, **overrides, experiment=name, progress=False,
-                                     output_dir=str((output_dir / name).resolve()))
-            for name in dict.fromkeys(experiments)}
-    return RunPlan(profile, output_dir, runs)
+    runs = shard_runs(expand_runs(list(dict.fromkeys(experiments)), grid, seeds), *shard)
+    planned = []
+    for run in runs:
+        folder = (output_dir / run.folder).resolve()
+        params = profile_parameters(profile, **({"progress": False} | overrides | dict(run.grid)),
+                                    experiment=run.experiment, seed=run.seed, output_dir=str(folder))
+        planned.append((run, params))
+    return RunPlan(profile, output_dir, planned)
 
 
 def prepare_resources(plan: RunPlan) -> None:
-    """Fetch what the experiments share before they start: the dataset, the ImageNet weights or the
+    """Fetch what the runs share before they start: the dataset, the ImageNet weights or the
     offline pretrained backbone. Fails at once with the package's offline message when it cannot."""
     from .models import fetch_imagenet_weights
     from .pretraining import pretrained_backbone_path
 
-    for params in plan.experiments.values():
-        weights = experiment_settings(params)["weights"]
-        if params["dataset"] == "cifar10":
-            load_cifar10_arrays(params["data_dir"])
+    needs = {(params["dataset"], params["data_dir"], experiment_settings(params)["weights"], params["arch"])
+             for _, params in plan.runs}
+    for dataset, data_dir, weights, arch in sorted(needs, key=repr):
+        if dataset == "cifar10":
+            load_cifar10_arrays(data_dir)
         if weights == "imagenet":
-            fetch_imagenet_weights(params["arch"])
+            fetch_imagenet_weights(arch)
         elif weights == "synthetic":
-            pretrained_backbone_path(params["arch"], progress=False)
+            pretrained_backbone_path(arch, progress=False)
 
 
 def _log(message: str) -> None:
@@ -79,51 +98,72 @@ def _error_line(error: BaseException) -> str:
     return (text.strip().splitlines() or [type(error).__name__])[0]
 
 
-def _run_one(name: str, params: dict[str, Any], output_dir: Path, notebook: Path) -> dict[str, Any]:
-    _log(f"{name}: started")
+def _metrics_path(params: dict[str, Any]) -> Path:
+    return Path(params["output_dir"]) / "metrics.json"
+
+
+def _run_group(label: str, runs: list[tuple[Run, dict[str, Any]]], output_dir: Path, notebook: Path) -> list[float]:
+    """Execute the notebook once for the seeds of one group; return their test accuracies."""
+    seeds = [run.seed for run, _ in runs]
+    first_run, first = runs[0]
+    folder = output_dir / group_folder(first_run.experiment, dict(first_run.grid))
+    params = first | {"output_dir": str(folder.resolve()), "seeds": seeds}
+    folder.mkdir(parents=True, exist_ok=True)
+    _log(f"{label}: started, seed(s) {','.join(map(str, seeds))}")
     started = time.time()
-    execute_notebook(notebook, output_dir / f"{name}.ipynb", params, cwd=notebook.parent)
-    metrics = json.loads((Path(params["output_dir"]) / "metrics.json").read_text())
-    _log(f"{name}: finished, test accuracy {100 * metrics['test_acc']:.2f}%, {time.time() - started:.0f}s")
-    return metrics
+    execute_notebook(notebook, folder / f"seeds-{'-'.join(map(str, seeds))}.ipynb", params, cwd=notebook.parent)
+    accuracies = [json.loads(_metrics_path(p).read_text())["test_acc"] for _, p in runs]
+    _log(f"{label}: finished, test accuracy {', '.join(f'{100 * a:.2f}%' for a in accuracies)}, "
+         f"{time.time() - started:.0f}s")
+    return accuracies
+
+
+def _label(group: tuple) -> str:
+    experiment, grid = group
+    return experiment + (f" [{', '.join(f'{k}={v}' for k, v in grid)}]" if grid else "")
 
 
 def execute_plan(plan: RunPlan, jobs: int = 1, notebook: str | Path = EXPERIMENT_NOTEBOOK,
-                 command: str = "") -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Run every experiment of ``plan`` not already complete (``jobs`` at a time), then write the
-    report. Returns (metrics by experiment, first error line by failed experiment)."""
+                 command: str = "") -> dict[str, str]:
+    """Run every run of ``plan`` not already complete (``jobs`` groups at a time), then rebuild the
+    report from every complete run in the output directory. Returns the first error line of each
+    failed group, by its label."""
     from .report import write_report
 
     plan.output_dir.mkdir(parents=True, exist_ok=True)
-    metrics, failures, todo = {}, {}, {}
-    for name, params in plan.experiments.items():
-        path = Path(params["output_dir"]) / "metrics.json"
-        if is_complete_metrics(path):
-            _log(f"{name}: already complete in {path.parent}, skipped")
-            metrics[name] = json.loads(path.read_text())
+    todo = []
+    for run, params in plan.runs:
+        if is_complete_metrics(_metrics_path(params)):
+            _log(f"{_label(run.group)} seed {run.seed}: already complete, skipped")
         else:
-            todo[name] = params
+            todo.append((run, params))
+    failures = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {name: pool.submit(_run_one, name, params, plan.output_dir, Path(notebook))
-                   for name, params in todo.items()}
-        for name, future in futures.items():
+        futures = {_label(group): (runs, pool.submit(_run_group, _label(group), runs, plan.output_dir, Path(notebook)))
+                   for group, runs in plan.groups(todo).items()}
+        for label, (runs, future) in futures.items():
             try:
-                metrics[name] = future.result()
+                future.result()
             except Exception as error:  # one failure must not stop or lose the others
-                failures[name] = _error_line(error)
-                _log(f"{name}: FAILED: {failures[name]}")
-    ordered = {name: metrics[name] for name in plan.experiments if name in metrics}
-    device = sorted({m["device"] for m in ordered.values()}) or [resolve_device("auto").type]
-    write_report(plan.output_dir, ordered, failures, {
-        "command": command, "profile": plan.profile, "parameters": plan.shared_parameters,
-        "device": ", ".join(device), "versions": versions()})
-    return ordered, failures
+                failures[label] = _error_line(error)
+                _log(f"{label}: FAILED: {failures[label]}")
+            for run, params in runs:  # each seed's outcome, for reports rebuilt later
+                failure = Path(params["output_dir"]) / FAILURE_FILE
+                if is_complete_metrics(_metrics_path(params)):
+                    failure.unlink(missing_ok=True)
+                elif label in failures:
+                    write_json_atomic(failure, {"experiment": run.experiment, "seed": run.seed,
+                                                "parameters": params, "error": failures[label]})
+    write_report(plan.output_dir, command=command)
+    return failures
 
 
 def run(profile: str, experiments: list[str], overrides: dict[str, Any], output_dir: str | Path, jobs: int = 1,
-        notebook: str | Path = EXPERIMENT_NOTEBOOK, command: str = "") -> int:
-    """Plan, prepare and execute a run; return the exit status (0 when every experiment succeeded)."""
-    plan = plan_run(profile, experiments, overrides, output_dir)
+        notebook: str | Path = EXPERIMENT_NOTEBOOK, command: str = "", seeds: list[int] | None = None,
+        grid: dict[str, list[Any]] | None = None, shard: tuple[int, int] = (1, 1)) -> int:
+    """Plan, prepare and execute a run (or one shard of it); return the exit status (0 when every
+    run succeeded)."""
+    plan = plan_run(profile, experiments, overrides, output_dir, seeds, grid, shard)
     try:
         prepare_resources(plan)
     except ResourceUnavailableError as error:
@@ -131,7 +171,9 @@ def run(profile: str, experiments: list[str], overrides: dict[str, Any], output_
         if profile != "smoke":
             _log("Without network, try: pystatsml-tl run --profile smoke")
         return 1
-    _log(f"{len(plan.experiments)} experiment(s), profile {profile}, report in {plan.output_dir}")
-    _, failures = execute_plan(plan, jobs, notebook, command)
+    shard_text = f", shard {shard[0]}/{shard[1]}" if shard != (1, 1) else ""
+    _log(f"{len(plan.runs)} run(s) in {len(plan.groups())} group(s), profile {profile}{shard_text}, "
+         f"report in {plan.output_dir}")
+    failures = execute_plan(plan, jobs, notebook, command)
     _log(f"report: {plan.output_dir / 'summary.md'}")
     return 1 if failures else 0

@@ -1,6 +1,7 @@
 """Where the package keeps data and caches, and how it writes files atomically."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -35,6 +36,20 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
     return _user_cache_root()
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if missing) for the ``with`` block:
+    processes that share a folder, on one machine or over a network file system, take turns."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager

@@ -41,14 +41,15 @@ def test_second_extractor_reuses_the_disk_cache(cache_dir, monkeypatch):
     params = dict(experiment="extractor-sgd", dataset="synthetic", weights="none", epochs=2, batch_size=20,
                   train_subset=100, test_subset=40, progress=False, device="cpu")
     first = run_experiment(params, log_interval=None)
-    assert not first.feature_cache.reused and first.feature_cache.path.startswith(str(cache_dir))
+    assert not first.feature_cache.reused and first.feature_cache.computed == 140
+    assert all(path.startswith(str(cache_dir)) for path in first.feature_cache.paths)
 
     def fail(*args, **kwargs):
         raise AssertionError("features were recomputed")
 
     monkeypatch.setattr(features_module, "extract_features", fail)
     second = run_experiment(params | {"experiment": "extractor-adam"}, log_interval=None)
-    assert second.feature_cache.reused and second.feature_cache.path == first.feature_cache.path
+    assert second.feature_cache.reused and second.feature_cache.paths == first.feature_cache.paths
     assert second.metrics()["feature_cache"]["bytes"] > 0
 
 
@@ -56,7 +57,7 @@ def test_corrupt_or_mismatched_entries_are_recomputed(cache_dir):
     data = small_data()
     model = make_model("resnet18", weights="none", strategy="extractor", seed=1)
     _, info = cached_feature_loaders(model, data, device="cpu")
-    path = info.path
+    path = info.paths[0]
     with open(path, "r+b") as f:
         f.truncate(100)
     loaders, info = cached_feature_loaders(model, data, device="cpu")
@@ -64,27 +65,28 @@ def test_corrupt_or_mismatched_entries_are_recomputed(cache_dir):
     assert cached_feature_loaders(model, data, device="cpu")[1].reused
     # an entry that claims the right place but was made for something else
     entry = torch.load(path, weights_only=True)
-    entry["features"]["train"] = torch.zeros_like(entry["features"]["train"])
+    entry["features"] = torch.zeros_like(entry["features"])
     entry["key"] = entry["key"].replace(backbone_fingerprint(model), "0" * 32)
     torch.save(entry, path)
     loaders, info = cached_feature_loaders(model, data, device="cpu")
-    assert not info.reused and loaders["train"].inputs.abs().sum() > 0
+    assert not info.reused and loaders["train"].inputs.abs().sum() > 0 and info.computed == 120
 
 
 def test_cache_key_follows_the_weights_and_the_data(cache_dir):
     data = small_data()
     a = make_model("resnet18", weights="none", strategy="extractor", seed=1)
     b = make_model("resnet18", weights="none", strategy="extractor", seed=2)
-    path_a = cached_feature_loaders(a, data, device="cpu")[1].path
-    assert cached_feature_loaders(b, data, device="cpu")[1].path != path_a
-    assert cached_feature_loaders(a, small_data(seed=1), device="cpu")[1].path != path_a
-    assert cached_feature_loaders(a, data, description={"image_size": 64}, device="cpu")[1].path != path_a
+    paths_a = cached_feature_loaders(a, data, device="cpu")[1].paths
+    assert len(paths_a) == 2  # two image sets: training (train and val splits share it) and test
+    assert cached_feature_loaders(b, data, device="cpu")[1].paths != paths_a
+    assert cached_feature_loaders(a, small_data(seed=1), device="cpu")[1].paths != paths_a
+    assert cached_feature_loaders(a, data, description={"image_size": 64}, device="cpu")[1].paths != paths_a
 
 
 def test_cache_off_writes_nothing(cache_dir):
     _, info = cached_feature_loaders(make_model("resnet18", weights="none", strategy="extractor"), small_data(),
                                      cache=False, device="cpu")
-    assert info.path is None and not (cache_dir / "features").exists()
+    assert info.paths == [] and info.computed == 160 and not (cache_dir / "features").exists()
 
 
 def test_extractor_with_augmentation_runs_the_whole_network(cache_dir, capsys):
@@ -93,3 +95,30 @@ def test_extractor_with_augmentation_runs_the_whole_network(cache_dir, capsys):
                             device="cpu", log_interval=None)
     assert result.feature_cache is None
     assert "no feature cache" in capsys.readouterr().out
+
+
+def test_every_seed_and_split_of_one_image_set_shares_one_entry(cache_dir, fake_cifar10, monkeypatch):
+    root, arrays = fake_cifar10  # 100 training and 30 test images in CIFAR-10's own format
+    model = make_model("resnet18", weights="none", strategy="extractor", seed=1)
+
+    def cifar(seed, subset, test_subset=10):
+        return load_data("cifar10", data_dir=root, batch_size=20, train_subset=subset, test_subset=test_subset,
+                         seed=seed)
+
+    first, info = cached_feature_loaders(model, cifar(0, 40), device="cpu")
+    assert len(info.paths) == 2 and info.computed == 40 + 10  # the train pool and the test images
+    reference, _ = cached_feature_loaders(model, cifar(0, 40), cache=False, device="cpu")
+    for split in first:
+        assert torch.equal(first[split].inputs, reference[split].inputs)
+        assert torch.equal(first[split].labels, reference[split].labels)
+    _, again = cached_feature_loaders(model, cifar(1, 40), device="cpu")  # another seed: another subset
+    assert again.paths == info.paths and 0 < again.computed < 50
+    _, full = cached_feature_loaders(model, cifar(2, None, None), device="cpu")
+    assert full.paths == info.paths and full.computed < 130
+
+    def fail(*args, **kwargs):
+        raise AssertionError("features were recomputed")
+
+    monkeypatch.setattr(features_module, "extract_features", fail)
+    for seed in range(4):  # every seed, subset and split is now served from the entry
+        assert cached_feature_loaders(model, cifar(seed, 60), device="cpu")[1].reused

@@ -10,7 +10,7 @@ from PIL import Image
 
 from pystatsml_tl.experiments import FIGURES
 from pystatsml_tl.notebooks import EXPERIMENT_NOTEBOOK, TEACHING_NOTEBOOK, execute_notebook
-from pystatsml_tl.parameters import PARAMETERS, PROFILES, TUTORIAL_EXPERIMENTS
+from pystatsml_tl.parameters import PARAMETERS, PROFILES, SEEDS_PARAMETER, TUTORIAL_EXPERIMENTS
 
 FAST = PROFILES["smoke"] | {"epochs": 2, "train_subset": 200, "test_subset": 100, "device": "cpu"}
 
@@ -70,7 +70,7 @@ def test_bad_parameter_fails_in_the_first_cells_with_the_package_error(tmp_path)
 def test_help_notebook_lists_every_parameter_with_type_and_help():
     shown = subprocess.run([sys.executable, "-m", "papermill", "--help-notebook", str(EXPERIMENT_NOTEBOOK)],
                            capture_output=True, text=True, check=True).stdout
-    for p in PARAMETERS.values():
+    for p in [*PARAMETERS.values(), SEEDS_PARAMETER]:
         assert f"{p.name}: {p.type.__name__} (default {p.default!r})" in shown
         assert p.help.split()[0] in shown
 

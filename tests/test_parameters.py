@@ -2,7 +2,7 @@ import papermill
 import pytest
 
 from pystatsml_tl.notebooks import EXPERIMENT_NOTEBOOK
-from pystatsml_tl.parameters import (EXPERIMENTS, PARAMETERS, PROFILES, default_parameters, parse_value,
+from pystatsml_tl.parameters import (EXPERIMENTS, PARAMETERS, PROFILES, SEEDS_PARAMETER, parse_value,
                                      profile_parameters, validate_parameters)
 
 
@@ -50,9 +50,9 @@ def test_parse_value_uses_the_declared_type():
 
 def test_notebook_parameters_cell_matches_the_package():
     inferred = papermill.inspect_notebook(str(EXPERIMENT_NOTEBOOK))
-    assert list(inferred) == list(PARAMETERS)
-    defaults = default_parameters()
+    declared = PARAMETERS | {"seeds": SEEDS_PARAMETER}
+    assert list(inferred) == list(declared)
     for name, info in inferred.items():
-        assert info["inferred_type_name"] == PARAMETERS[name].type.__name__
-        assert eval(info["default"]) == defaults[name]
-        assert info["help"] == PARAMETERS[name].help
+        assert info["inferred_type_name"] == declared[name].type.__name__
+        assert eval(info["default"]) == declared[name].default
+        assert info["help"] == declared[name].help

@@ -1,6 +1,8 @@
 """`pystatsml-tl run`: papermill batch execution and the report it writes."""
 import json
 import os
+import subprocess
+import sys
 
 import nbformat
 import pandas as pd
@@ -10,7 +12,7 @@ from PIL import Image
 from pystatsml_tl.cli import main
 from pystatsml_tl.experiments import FIGURES
 from pystatsml_tl.notebooks import EXPERIMENT_NOTEBOOK
-from pystatsml_tl.parameters import EXPERIMENTS
+from pystatsml_tl.parameters import EXPERIMENTS, PARAMETERS, parse_value
 from pystatsml_tl.runner import execute_plan, plan_run
 from pystatsml_tl.storage import atomic_path, write_text_atomic
 
@@ -19,25 +21,37 @@ FAST = ["--set", "epochs=2", "--set", "train_subset=200", "--set", "test_subset=
 
 def test_smoke_run_writes_the_full_report(tmp_path, capsys):
     out = tmp_path / "report"
-    assert main(["run", "--profile", "smoke", "--output-dir", str(out), "--device", "cpu", *FAST]) == 0
+    assert main(["run", "--profile", "smoke", "--output-dir", str(out), "--device", "cpu", "--seeds", "2", *FAST]) == 0
     names = list(EXPERIMENTS)
     for name in names:
-        assert nbformat.read(out / f"{name}.ipynb", as_version=4).cells
-        metrics = json.loads((out / name / "metrics.json").read_text())
-        assert metrics["experiment"] == name and len(metrics["history"]["val_acc"]) == 2
-        assert all((out / name / figure).is_file() for figure in FIGURES)
-    table = pd.read_csv(out / "summary.csv")
-    assert table["experiment"].tolist() == names and (table["status"] == "ok").all()
-    assert table["test_acc"].between(0, 100).all() and table["best_epoch"].between(0, 1).all()
-    assert table.loc[table.experiment == "scratch", "weights"].item() == "none"
-    summary = (out / "summary.md").read_text()
-    assert all(f"| {name} |" in summary for name in names)
-    assert "not comparable" in summary and "tutorial_best_acc" not in summary
-    assert "pystatsml-tl run --profile smoke" in summary and "torch" in summary and "device: cpu" in summary
+        assert nbformat.read(out / name / "seeds-0-1.ipynb", as_version=4).cells
+        for seed in (0, 1):
+            metrics = json.loads((out / name / f"seed-{seed}" / "metrics.json").read_text())
+            assert metrics["experiment"] == name and len(metrics["history"]["val_acc"]) == 2
+            assert metrics["parameters"]["seed"] == seed
+            low, high = metrics["test_acc_ci"]
+            assert 0 <= low < metrics["test_acc"] < high <= 1 and len(metrics["test_predictions"]) == 100
+            assert all((out / name / f"seed-{seed}" / figure).is_file() for figure in FIGURES)
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["experiment"].tolist() == names and (summary["n_seeds"] == 2).all()
+    assert (summary["test_acc_ci_low"] <= summary["test_acc_mean"]).all()
+    assert (summary["test_acc_mean"] <= summary["test_acc_ci_high"]).all()
+    assert summary.loc[summary.experiment == "scratch", "weights"].item() == "none"
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 10 and set(runs["seed"]) == {0, 1} and (runs["status"] == "ok").all()
+    comparisons = pd.read_csv(out / "comparisons.csv")
+    assert len(comparisons) == 10 and (comparisons["test"] == "paired-t").all() and (comparisons["n"] == 2).all()
+    assert (comparisons["p_adjusted"].fillna(1) >= comparisons["p_value"].fillna(1)).all()
+    report = (out / "summary.md").read_text()
+    assert all(f"| {name} |" in report for name in names)
+    assert "paired seeds" in report and ("beats" in report or "cannot be told apart at n = 2" in report)
+    assert "tutorial_best_acc" not in report
+    assert "pystatsml-tl run --profile smoke" in report and "torch" in report and "device: cpu" in report
     with Image.open(out / "summary.png") as image:
         assert image.format == "PNG" and image.width >= 800
     err = capsys.readouterr().err
     assert err.count(": started") == 5 and err.count(": finished, test accuracy") == 5
+    assert "IPKernelApp" not in err and "WARNING" not in err  # the kernel's start-up noise stays out
 
 
 def failing_notebook(tmp_path, flag):
@@ -59,23 +73,24 @@ def test_a_failure_spares_the_others_and_a_rerun_finishes_only_it(tmp_path, caps
     out = tmp_path / "report"
     overrides = {"epochs": 2, "train_subset": 200, "test_subset": 100, "device": "cpu"}
     plan = plan_run("smoke", ["extractor-sgd", "extractor-adam", "finetune-sgd"], overrides, out)
-    metrics, failures = execute_plan(plan, jobs=2, notebook=notebook)
-    assert set(metrics) == {"extractor-sgd", "finetune-sgd"}
+    failures = execute_plan(plan, jobs=2, notebook=notebook)
     assert failures == {"extractor-adam": "RuntimeError: simulated failure"}
-    table = pd.read_csv(out / "summary.csv")
+    table = pd.read_csv(out / "runs.csv")
     failed = table[table.experiment == "extractor-adam"].iloc[0]
     assert failed.status == "failed" and failed.error == "RuntimeError: simulated failure"
-    assert "`extractor-adam`: RuntimeError: simulated failure" in (out / "summary.md").read_text()
-    done = {n: os.stat(out / n / "metrics.json").st_mtime_ns for n in metrics}
+    assert (table[table.experiment != "extractor-adam"]["status"] == "ok").all()
+    assert "extractor-adam/seed-0`: RuntimeError: simulated failure" in (out / "summary.md").read_text()
+    done = {n: os.stat(out / n / "seed-0" / "metrics.json").st_mtime_ns for n in ("extractor-sgd", "finetune-sgd")}
 
     flag.write_text("")
     capsys.readouterr()
-    metrics, failures = execute_plan(plan, jobs=2, notebook=notebook)
-    assert not failures and set(metrics) == {"extractor-sgd", "extractor-adam", "finetune-sgd"}
-    assert done == {n: os.stat(out / n / "metrics.json").st_mtime_ns for n in done}  # not run again
+    assert execute_plan(plan, jobs=2, notebook=notebook) == {}
+    assert done == {n: os.stat(out / n / "seed-0" / "metrics.json").st_mtime_ns for n in done}  # not run again
     err = capsys.readouterr().err
     assert err.count("skipped") == 2 and "extractor-adam: started" in err
-    assert (pd.read_csv(out / "summary.csv")["status"] == "ok").all()
+    table = pd.read_csv(out / "runs.csv")
+    assert len(table) == 3 and (table["status"] == "ok").all()
+    assert not (out / "extractor-adam" / "seed-0" / "failure.json").exists()
 
 
 def test_cli_exit_status_is_non_zero_when_an_experiment_fails(tmp_path, monkeypatch):
@@ -85,7 +100,7 @@ def test_cli_exit_status_is_non_zero_when_an_experiment_fails(tmp_path, monkeypa
     original = runner.execute_plan
     monkeypatch.setattr(runner, "execute_plan", lambda plan, jobs, nb, command: original(plan, jobs, notebook, command))
     code = main(["run", "--profile", "smoke", "--experiments", "extractor-adam", "--output-dir", str(tmp_path / "r"),
-                 "--device", "cpu", *FAST])
+                 "--device", "cpu", "--seeds", "1", *FAST])
     assert code == 1
 
 
@@ -98,6 +113,15 @@ def test_cli_exit_status_is_non_zero_when_an_experiment_fails(tmp_path, monkeypa
     (["run", "--experiments", "finetune-sgd,transfer"], "experiments=transfer"),
     (["run", "--jobs", "0"], "--jobs 0"),
     (["run", "--set", "output_dir=/tmp/x"], "--set output_dir"),
+    (["run", "--set", "seed=3"], "use --seeds"),
+    (["run", "--seeds", "0"], "--seeds '0'"),
+    (["run", "--seeds", "1,x"], "--seeds '1,x'"),
+    (["run", "--grid", "image_size=32,huge"], "image_size='huge': expected int"),
+    (["run", "--grid", "image_size=32,-1"], "image_size=-1: expected a positive integer"),
+    (["run", "--grid", "colour=red,blue"], "unknown parameter 'colour'"),
+    (["run", "--grid", "epochs=1,2", "--set", "epochs=3"], "both set epochs"),
+    (["run", "--shard", "3/2"], "--shard '3/2'"),
+    (["run", "--shard", "one"], "--shard 'one'"),
 ])
 def test_invalid_options_exit_2_with_one_line_before_anything_runs(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
@@ -106,6 +130,63 @@ def test_invalid_options_exit_2_with_one_line_before_anything_runs(argv, message
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("name", [n for n in PARAMETERS])
+def test_every_parameter_is_settable_or_refused_in_one_line(name, tmp_path, capsys):
+    from pystatsml_tl.grid import RUNNER_OWNED
+
+    value = {"experiment": "scratch", "dataset": "synthetic", "data_dir": str(tmp_path), "arch": "resnet18",
+             "weights": "none", "normalize": "imagenet", "device": "cpu", "output_dir": str(tmp_path)}.get(name)
+    text = str(value if value is not None else {bool: False, int: 1, float: 0.5}.get(PARAMETERS[name].type))
+    try:
+        plan = plan_run("smoke", ["finetune-sgd"], {name: parse_value(name, text)}, tmp_path / "out")
+    except ValueError as error:
+        assert name in RUNNER_OWNED and RUNNER_OWNED[name] in str(error) and "\n" not in str(error)
+    else:
+        assert name not in RUNNER_OWNED and plan.runs[0][1][name] == parse_value(name, text)
+
+
+def test_shards_run_at_the_same_time_match_one_process(tmp_path):
+    args = ["run", "--profile", "smoke", "--experiments", "extractor-sgd,extractor-adam", "--seeds", "2",
+            "--device", "cpu", *FAST]
+    shared = tmp_path / "shared"
+    shards = [subprocess.Popen([sys.executable, "-m", "pystatsml_tl", *args, "--output-dir", str(shared),
+                                "--shard", f"{i}/2"], stderr=subprocess.PIPE, text=True) for i in (1, 2)]
+    errors = [shard.communicate(timeout=600)[1] for shard in shards]
+    assert [shard.returncode for shard in shards] == [0, 0], errors
+    assert all("2 run(s) in 1 group(s)" in err for err in errors)  # disjoint halves
+    single = tmp_path / "single"
+    assert main([*args, "--output-dir", str(single)]) == 0
+    assert main(["report", str(shared)]) == 0
+    columns = ["experiment", "seed", "status", "test_acc", "test_acc_ci_low", "test_acc_ci_high", "best_epoch", "path"]
+    rebuilt, one = pd.read_csv(shared / "runs.csv"), pd.read_csv(single / "runs.csv")
+    assert len(one) == 4 and rebuilt[columns].equals(one[columns])
+    assert pd.read_csv(shared / "summary.csv").drop(columns="seconds").equals(
+        pd.read_csv(single / "summary.csv").drop(columns="seconds"))
+    assert "pystatsml-tl report" in (shared / "summary.md").read_text()
+    assert not list(shared.glob(".*.tmp"))
+
+
+def test_grid_runs_every_point_and_names_folders_and_columns_after_it(tmp_path):
+    out = tmp_path / "grid"
+    assert main(["run", "--profile", "smoke", "--experiments", "extractor-adam", "--seeds", "1,", "--device", "cpu",
+                 "--grid", "normalize=tutorial,imagenet", "--grid", "lr=0.001,0.01", *FAST,
+                 "--output-dir", str(out)]) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 4 and list(runs.columns[:4]) == ["experiment", "lr", "normalize", "seed"]  # declaration order
+    assert set(runs["seed"]) == {1}
+    assert (out / "extractor-adam" / "normalize=imagenet,lr=0.01" / "seed-1" / "metrics.json").is_file()
+    comparisons = pd.read_csv(out / "comparisons.csv")
+    assert sorted(comparisons["differs_in"]) == ["lr", "lr", "normalize", "normalize"]
+    assert (comparisons["test"] == "mcnemar").all() and (comparisons["n"] == 1).all()
+    assert "McNemar" in (out / "summary.md").read_text()
+
+
+def test_report_of_a_folder_without_runs_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["report", str(tmp_path)])
+    assert info.value.code == 2 and "no metrics.json" in capsys.readouterr().err
 
 
 def test_offline_quick_profile_fails_at_once_and_suggests_smoke(tmp_path, monkeypatch, no_network, capsys):
