@@ -53,6 +53,13 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="run only the I-th of N disjoint slices of the run list (a job array, several machines "
                           "sharing --output-dir); each shard rebuilds the report from every complete run")
 
+    finder = commands.add_parser("lr-find", help="learning-rate range test of an experiment: plot and suggested rate")
+    finder.add_argument("--profile", choices=list(PROFILES), default="smoke", help="named parameter set (default: smoke)")
+    finder.add_argument("--experiment", default="finetune-sgd", help=f"one of {', '.join(EXPERIMENTS)}")
+    finder.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
+    finder.add_argument("--num-iter", type=int, default=100, help="batches at most (default: 100)")
+    finder.add_argument("--output-dir", default=".", help="where lr_find.png goes (default: the current folder)")
+
     report = commands.add_parser("report", help="rebuild the report of a folder from the runs it holds")
     report.add_argument("output_dir", help="a folder written by pystatsml-tl run")
 
@@ -104,6 +111,31 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[s
                shard=shard)
 
 
+def _lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from pathlib import Path
+
+    from .lr_finder import lr_find_experiment
+    from .parameters import profile_parameters
+
+    try:
+        if args.num_iter < 5:
+            raise ValueError(f"--num-iter {args.num_iter}: expected an integer >= 5")
+        params = profile_parameters(args.profile, **(_parse_sets(args.set) | {"experiment": args.experiment}))
+    except ValueError as error:
+        parser.error(str(error))
+    result = lr_find_experiment(params, num_iter=args.num_iter)
+    from .plots import plt
+    from .storage import save_figure_atomic
+
+    fig = result.plot(title=f"{args.experiment}, profile {args.profile}")
+    path = save_figure_atomic(fig, Path(args.output_dir) / "lr_find.png", dpi=100)
+    plt.close(fig)
+    print(f"suggested learning rate {result.suggestion:.3g} ({result.rule}; {len(result.lrs)} batches"
+          f"{', stopped when the loss diverged' if result.diverged else ''})")
+    print(path)
+    return 0
+
+
 def _report(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> int:
     from pathlib import Path
 
@@ -145,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"source test accuracy {100 * backbone.card['source_test_acc']:.1f}% "
               f"({len(backbone.card['classes'])} classes, {backbone.card['epochs']} epochs)")
         return 0
+    if args.command == "lr-find":
+        return _lr_find(args, parser)
     if args.command == "report":
         return _report(args, parser, argv)
     return _run(args, parser, argv)

@@ -4,6 +4,7 @@ The notebooks call these steps one by one to tell the story; :func:`run_experime
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import platform
@@ -19,9 +20,10 @@ from torch import nn
 from . import __version__
 from .data import DataLoaders, load_data, resolve_device
 from .features import FeatureCacheInfo, cached_feature_loaders
-from .models import get_head, is_frozen, make_model
+from .models import get_head, is_frozen, make_model, unfreeze_backbone
 from .grid import seed_folder
 from .parameters import experiment_settings, validate_parameters
+from .recipes import discriminative_groups, make_optimizer, make_scheduler
 from .statistics import wilson_interval
 from .storage import save_figure_atomic, write_json_atomic
 from .training import Evaluation, best_epoch, evaluate, selection_phase, train_val_model
@@ -53,20 +55,29 @@ def prepare_data(params: dict[str, Any]) -> DataLoaders:
 
 
 def build_model(params: dict[str, Any], num_classes: int) -> nn.Module:
-    """Make the model of the experiment: its arch, weights and strategy (finetune or extractor)."""
+    """Make the model of the experiment: its arch, weights and strategy. ``extractor`` and
+    ``two-stage`` start with the backbone frozen; ``finetune`` and ``discriminative`` train it all."""
     settings = experiment_settings(params)
-    return make_model(params["arch"], settings["weights"], num_classes, settings["strategy"], seed=params["seed"],
+    strategy = "extractor" if settings["strategy"] in ("extractor", "two-stage") else "finetune"
+    return make_model(params["arch"], settings["weights"], num_classes, strategy, seed=params["seed"],
                       progress=params["progress"])
 
 
-def build_optimizer(params: dict[str, Any], model: nn.Module):
-    """The experiment's optimizer over the trainable parameters, and the StepLR scheduler."""
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    if experiment_settings(params)["optimizer"] == "sgd":
-        optimizer = torch.optim.SGD(trainable, lr=params["lr"], momentum=params["momentum"])
+def build_optimizer(params: dict[str, Any], model: nn.Module, epochs: int | None = None,
+                    steps_per_epoch: int = 1, lr: float | None = None):
+    """The experiment's optimizer over the trainable parameters (per-block groups for
+    ``discriminative``) and its scheduler over ``epochs`` (default ``params["epochs"]``) of
+    ``steps_per_epoch`` batches; ``lr`` overrides ``params["lr"]``."""
+    settings = experiment_settings(params)
+    lr = params["lr"] if lr is None else lr
+    if settings["strategy"] == "discriminative":
+        groups = discriminative_groups(model, lr, params["lr_decay"])
     else:
-        optimizer = torch.optim.Adam(trainable, lr=params["lr"])
-    return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=params["step_size"], gamma=params["gamma"])
+        groups = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(settings["optimizer"], groups, lr, params["momentum"], params["weight_decay"])
+    scheduler = make_scheduler(optimizer, params["scheduler"], epochs or params["epochs"], steps_per_epoch,
+                               params["step_size"], params["gamma"], params["warmup_epochs"])
+    return optimizer, scheduler
 
 
 @dataclass
@@ -122,32 +133,90 @@ def use_feature_cache(params: dict[str, Any], model: nn.Module) -> bool:
     return is_frozen(model) and not params["augment"]
 
 
+def feature_loaders(params: dict[str, Any], data: DataLoaders, model: nn.Module) -> tuple[DataLoaders,
+                                                                                         FeatureCacheInfo]:
+    """Loaders over the frozen ``model``'s features of ``data`` (cached as ``params`` say), and the cache info."""
+    description = {k: params[k] for k in ("arch", "weights", "dataset", "image_size", "normalize")}
+    return cached_feature_loaders(model, data, description=description, cache=params["feature_cache"],
+                                  device=resolve_device(params["device"]), progress=params["progress"])
+
+
+def _train_head_on_features(params: dict[str, Any], data: DataLoaders, model: nn.Module, epochs: int,
+                            criterion: nn.Module, log_interval: int | None, device: torch.device):
+    """Train the new head of a frozen ``model`` on its cached features; return the feature
+    loaders, the cache info and the histories."""
+    loaders, cache_info = feature_loaders(params, data, model)
+    head = get_head(model)
+    optimizer, scheduler = build_optimizer(params, head, epochs, len(loaders["train"]))
+    _, losses, accuracies = train_val_model(head, criterion, optimizer, loaders, epochs, scheduler, log_interval,
+                                            device=device, seed=params["seed"], progress=params["progress"])
+    return loaders, cache_info, losses, accuracies
+
+
+def _fine_tune(params: dict[str, Any], data: DataLoaders, model: nn.Module, epochs: int, criterion: nn.Module,
+               log_interval: int | None, device: torch.device, lr: float | None = None, first_epoch: int = 0):
+    optimizer, scheduler = build_optimizer(params, model, epochs, len(data["train"]), lr)
+    seed = params["seed"] if not first_epoch else params["seed"] + first_epoch * 7919  # other batch orders
+    _, losses, accuracies = train_val_model(model, criterion, optimizer, data, epochs, scheduler, log_interval,
+                                            device=device, seed=seed, progress=params["progress"])
+    return losses, accuracies
+
+
+def train_two_stage(params: dict[str, Any], data: DataLoaders, model: nn.Module, criterion: nn.Module,
+                    log_interval: int | None, device: torch.device):
+    """The two-stage recipe (Keras's transfer-learning guide, fastai's ``fine_tune``).
+
+    Stage 1, ``freeze_epochs`` epochs: the backbone is frozen and in eval mode (BatchNorm uses
+    and keeps its pretrained statistics; every backbone parameter and buffer stays bit-identical)
+    and the new head trains on cached features. Stage 2, the remaining epochs: every layer is
+    unfrozen and in train mode (BatchNorm normalises with batch statistics and updates its running
+    ones) and the whole network fine-tunes at ``lr * unfreeze_lr_factor``. The kept weights are
+    those of the best epoch over both stages. Returns (cache info, losses, accuracies).
+    """
+    stage1, cache_info = params["freeze_epochs"], None
+    if use_feature_cache(params, model):
+        _, cache_info, losses, accuracies = _train_head_on_features(params, data, model, stage1, criterion,
+                                                                    log_interval, device)
+    else:  # augmented images: the frozen backbone runs on every batch, only the head has gradients
+        losses, accuracies = _fine_tune(params, data, model, stage1, criterion, log_interval, device)
+    after_stage1 = copy.deepcopy(model.state_dict())
+    unfreeze_backbone(model)
+    losses2, accuracies2 = _fine_tune(params, data, model, params["epochs"] - stage1, criterion, log_interval,
+                                      device, lr=params["lr"] * params["unfreeze_lr_factor"], first_epoch=stage1)
+    select = selection_phase(accuracies)
+    if max(accuracies[select]) >= max(accuracies2[select]):  # the head alone did better: keep it
+        model.load_state_dict(after_stage1)
+    for phase in losses:
+        losses[phase] += losses2[phase]
+        accuracies[phase] += accuracies2[phase]
+    return cache_info, losses, accuracies
+
+
 def train_experiment(params: dict[str, Any], data: DataLoaders, model: nn.Module,
                      log_interval: int | None = 1) -> ExperimentResult:
     """Train ``model`` on ``data`` as ``params`` say, then evaluate the selected model on the test set.
 
     A frozen extractor without augmentation trains its head on features computed once (and kept
-    on disk unless ``feature_cache`` is false); with augmentation it runs the whole network, and says so.
+    on disk unless ``feature_cache`` is false); with augmentation it runs the whole network, and
+    says so. ``two-stage`` runs :func:`train_two_stage`.
     """
     device = resolve_device(params["device"])
-    optimizer, scheduler = build_optimizer(params, model)
-    criterion = nn.CrossEntropyLoss()
+    criterion = nn.CrossEntropyLoss(label_smoothing=params["label_smoothing"])
     cache_info = None
     started = time.time()
+    strategy = experiment_settings(params)["strategy"]
     if is_frozen(model) and params["augment"]:
-        print("extractor with augment=True: the frozen backbone runs on every batch (no feature cache)")
-    if use_feature_cache(params, model):
-        description = {k: params[k] for k in ("arch", "weights", "dataset", "image_size", "normalize", "seed")}
-        loaders, cache_info = cached_feature_loaders(model, data, description=description,
-                                                     cache=params["feature_cache"], device=device,
-                                                     progress=params["progress"])
-        trained, evaluated_on = get_head(model), loaders
+        print("frozen backbone with augment=True: it runs on every batch (no feature cache)")
+    if strategy == "two-stage":
+        cache_info, losses, accuracies = train_two_stage(params, data, model, criterion, log_interval, device)
+        test = evaluate(model, data["test"], criterion, device)
+    elif use_feature_cache(params, model):
+        loaders, cache_info, losses, accuracies = _train_head_on_features(params, data, model, params["epochs"],
+                                                                          criterion, log_interval, device)
+        test = evaluate(get_head(model), loaders["test"], criterion, device)
     else:
-        trained, evaluated_on = model, data
-    _, losses, accuracies = train_val_model(trained, criterion, optimizer, evaluated_on, params["epochs"], scheduler,
-                                            log_interval, device=device, seed=params["seed"],
-                                            progress=params["progress"])
-    test = evaluate(trained, evaluated_on["test"], criterion, device)
+        losses, accuracies = _fine_tune(params, data, model, params["epochs"], criterion, log_interval, device)
+        test = evaluate(model, data["test"], criterion, device)
     seconds = time.time() - started
     return ExperimentResult(params, model, data, losses, accuracies, test, seconds, device.type, cache_info)
 

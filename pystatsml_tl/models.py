@@ -152,6 +152,16 @@ def freeze_backbone(model: nn.Module) -> nn.Module:
     return model
 
 
+def unfreeze_backbone(model: nn.Module) -> nn.Module:
+    """Undo :func:`freeze_backbone`: every parameter trains again and ``model.train()`` puts every
+    layer, BatchNorm included, in train mode (its running statistics move again)."""
+    for param in model.parameters():
+        param.requires_grad = True
+    vars(model).pop("train", None)
+    vars(model).pop("head_name", None)
+    return model
+
+
 def is_frozen(model: nn.Module) -> bool:
     """True if ``model`` was made by :func:`freeze_backbone` (a fixed feature extractor)."""
     return isinstance(getattr(model, "head_name", None), str) and "train" in vars(model)

@@ -15,12 +15,17 @@ EXPERIMENTS = {
     "extractor-sgd": {"strategy": "extractor", "optimizer": "sgd"},
     "extractor-adam": {"strategy": "extractor", "optimizer": "adam"},
     "scratch": {"strategy": "finetune", "optimizer": "sgd", "weights": "none"},
+    "two-stage": {"strategy": "two-stage", "optimizer": "adam"},
+    "discriminative": {"strategy": "discriminative", "optimizer": "adam"},
 }
-"""The named experiments: what trains, with which optimizer (``scratch`` also forces random weights)."""
+"""The named experiments: what trains, with which optimizer (``scratch`` also forces random weights).
+``two-stage`` trains the new head on the frozen backbone, then fine-tunes everything at a lower
+rate; ``discriminative`` fine-tunes everything with rates that shrink from the head to the stem."""
 
 TUTORIAL_EXPERIMENTS = ("finetune-sgd", "finetune-adam", "extractor-sgd", "extractor-adam")
 
 NORMALIZATIONS = ("tutorial", "imagenet")
+SCHEDULERS = ("step", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda")
 BUILTIN_DATASETS = ("cifar10", "synthetic")
 
@@ -40,7 +45,8 @@ PARAMETERS: dict[str, Parameter] = {
     p.name: p
     for p in [
         Parameter("experiment", str, "finetune-sgd",
-                  "finetune-sgd | finetune-adam | extractor-sgd | extractor-adam | scratch"),
+                  "finetune-sgd | finetune-adam | extractor-sgd | extractor-adam | scratch | two-stage | "
+                  "discriminative"),
         Parameter("dataset", str, "cifar10", "cifar10 | synthetic | path of an image folder with train/ and test/"),
         Parameter("data_dir", str, None, "where datasets are stored (default: $PYSTATSML_TL_DATA or the user cache)",
                   optional=True),
@@ -53,6 +59,20 @@ PARAMETERS: dict[str, Parameter] = {
         Parameter("momentum", float, 0.9, "SGD momentum (ignored by Adam)"),
         Parameter("step_size", int, 7, "StepLR: epochs between learning-rate decays"),
         Parameter("gamma", float, 0.1, "StepLR: decay factor"),
+        Parameter("scheduler", str, "step",
+                  "step (the lesson's StepLR, per epoch) | cosine | onecycle (torch's schedulers, per batch)"),
+        Parameter("warmup_epochs", int, 0,
+                  "epochs of linear learning-rate warm-up before the schedule (0: none; onecycle rises over them)"),
+        Parameter("weight_decay", float, 0.0, "L2 penalty of the optimizer (0: none, as the lesson)"),
+        Parameter("label_smoothing", float, 0.0,
+                  "cross-entropy label smoothing (0: none; 0.1 is the value of Szegedy et al. 2016)"),
+        Parameter("freeze_epochs", int, 1,
+                  "two-stage: epochs of training the head on the frozen backbone first (fastai fine_tune uses 1)"),
+        Parameter("unfreeze_lr_factor", float, 0.1,
+                  "two-stage: the rate after unfreezing is lr times this (Keras's guide lowers it by 10 to 100x)"),
+        Parameter("lr_decay", float, 0.385,
+                  "discriminative: each block towards the stem gets this times the next block's rate "
+                  "(ULMFiT divides by 2.6)"),
         Parameter("image_size", int, 32, "side of the square images fed to the network, in pixels"),
         Parameter("normalize", str, "tutorial",
                   "tutorial (mean and std 0.5 per channel) | imagenet (ImageNet statistics)"),
@@ -90,7 +110,8 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 """Named parameter sets: ``smoke`` (offline, seconds), ``quick`` (CIFAR-10 subset), ``tutorial`` (the original)."""
 
-PROFILE_EXPERIMENTS = {"smoke": tuple(EXPERIMENTS), "quick": TUTORIAL_EXPERIMENTS, "tutorial": TUTORIAL_EXPERIMENTS}
+PROFILE_EXPERIMENTS = {"smoke": tuple(EXPERIMENTS), "quick": (*TUTORIAL_EXPERIMENTS, "two-stage", "discriminative"),
+                       "tutorial": TUTORIAL_EXPERIMENTS}
 """The experiments a profile runs by default: offline, ``scratch`` shows what pretraining bought."""
 PROFILE_SEEDS = {"smoke": 3, "quick": 1, "tutorial": 1}
 """How many seeds (0, 1, ...) a profile runs by default: smoke is cheap enough to show uncertainty."""
@@ -178,6 +199,17 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
     _require(0 <= p["val_fraction"] < 1, "val_fraction", p["val_fraction"], "a fraction in [0, 1)")
     _require(p["normalize"] in NORMALIZATIONS, "normalize", p["normalize"], " or ".join(NORMALIZATIONS))
     _require(p["device"] in DEVICES, "device", p["device"], " | ".join(DEVICES))
+    _require(p["scheduler"] in SCHEDULERS, "scheduler", p["scheduler"], " | ".join(SCHEDULERS))
+    _require(0 <= p["warmup_epochs"] < p["epochs"], "warmup_epochs", p["warmup_epochs"],
+             f"an integer in [0, epochs={p['epochs']})")
+    _require(p["weight_decay"] >= 0, "weight_decay", p["weight_decay"], "a number >= 0")
+    _require(0 <= p["label_smoothing"] < 1, "label_smoothing", p["label_smoothing"], "a number in [0, 1)")
+    _require(0 < p["unfreeze_lr_factor"] <= 1, "unfreeze_lr_factor", p["unfreeze_lr_factor"], "a number in (0, 1]")
+    _require(0 < p["lr_decay"] <= 1, "lr_decay", p["lr_decay"], "a number in (0, 1]")
+    two_stage = EXPERIMENTS[p["experiment"]]["strategy"] == "two-stage"
+    _require(p["freeze_epochs"] >= 1 and (not two_stage or p["freeze_epochs"] < p["epochs"]), "freeze_epochs",
+             p["freeze_epochs"], f"an integer in [1, epochs={p['epochs']}) for two-stage" if two_stage
+             else "a positive integer")
     return checked
 
 

@@ -53,9 +53,10 @@ class Evaluation:
 
 
 def _run_phase(model: nn.Module, loader, criterion: nn.Module, device: torch.device, optimizer=None,
-               progress: bool = False, desc: str = "", keep_predictions: bool = False):
-    """One pass over ``loader``; trains when ``optimizer`` is given. Sums stay on the device:
-    the host waits once per pass, not once per batch."""
+               progress: bool = False, desc: str = "", keep_predictions: bool = False, batch_scheduler=None):
+    """One pass over ``loader``; trains when ``optimizer`` is given (stepping ``batch_scheduler``,
+    if any, after every optimizer step). Sums stay on the device: the host waits once per pass,
+    not once per batch."""
     training = optimizer is not None
     model.train(training)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -74,6 +75,8 @@ def _run_phase(model: nn.Module, loader, criterion: nn.Module, device: torch.dev
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if batch_scheduler is not None:
+                    batch_scheduler.step()
             predicted = outputs.argmax(1)
             loss_sum += loss.detach().double() * y.shape[0]
             correct += (predicted == y).sum()
@@ -124,7 +127,8 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
 
     Keywords: ``device`` (auto = CUDA when present), ``seed`` (reseeds every epoch: same seed,
     same numbers on CPU), ``progress`` (tqdm bars), ``checkpoint`` (a file written atomically after
-    every epoch; a run finds it and resumes from it). A loss that becomes NaN or infinite stops
+    every epoch; a run finds it and resumes from it). ``scheduler`` is stepped once per epoch, or
+    after every batch when its ``interval`` attribute is ``"batch"`` (see :mod:`pystatsml_tl.recipes`). A loss that becomes NaN or infinite stops
     training with ``FloatingPointError`` naming the epoch.
     """
     if not isinstance(num_epochs, int) or num_epochs <= 0:
@@ -150,6 +154,7 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
         losses, accuracies, seed = state["losses"], state["accuracies"], state["seed"]
         best, start_epoch = (state["best_acc"], state["best_state"]), state["epoch"] + 1
         print(f"Resuming from {checkpoint} after epoch {state['epoch']}")
+    batch_scheduler = scheduler if getattr(scheduler, "interval", "epoch") == "batch" else None
     since = time.time()
     for epoch in range(start_epoch, num_epochs):
         if seed is not None:
@@ -157,13 +162,14 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
         for phase in phases:
             train = phase == "train"
             loss, acc = _run_phase(model, dataloaders[phase], criterion, device, optimizer if train else None,
-                                   progress, desc=f"epoch {epoch} {phase}")
+                                   progress, desc=f"epoch {epoch} {phase}",
+                                   batch_scheduler=batch_scheduler if train else None)
             if not math.isfinite(loss):
                 raise FloatingPointError(f"the {phase} loss became {loss} at epoch {epoch}: lower the learning "
                                          "rate or check the inputs")
             losses[phase].append(loss)
             accuracies[phase].append(acc)
-        if scheduler is not None:
+        if scheduler is not None and batch_scheduler is None:
             scheduler.step()
         if accuracies[select][-1] > best[0]:
             best = (accuracies[select][-1], copy.deepcopy(model.state_dict()))
