@@ -97,7 +97,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, name: str, epochs: int, ste
     anneals each group's rate to 0 over the steps after the warm-up; ``onecycle`` is torch's
     ``OneCycleLR`` with each group's rate as its peak (its rise lasts the warm-up when one is
     given, else 30 % of the steps); ``step`` with warm-up counts ``step_size`` in epochs of batches.
-    A warm-up rises linearly from 1/(warm-up steps) of the rate over ``warmup_epochs``.
+    A warm-up rises linearly from 1/(warm-up steps) of the rate to the full rate over ``warmup_epochs``.
     """
     if name not in SCHEDULERS:
         raise ValueError(f"scheduler={name!r}: expected one of {', '.join(SCHEDULERS)}")

@@ -32,14 +32,13 @@ def check_outputs(folder, experiment, epochs, num_classes=10):
     return metrics
 
 
-@pytest.mark.parametrize("experiment", TUTORIAL_EXPERIMENTS)
+@pytest.mark.parametrize("experiment", [*TUTORIAL_EXPERIMENTS, "two-stage", "discriminative"])
 def test_each_experiment_runs_alone_with_papermill(experiment, tmp_path):
     out = tmp_path / experiment
     execute_notebook(EXPERIMENT_NOTEBOOK, tmp_path / "run.ipynb",
                      FAST | {"experiment": experiment, "output_dir": str(out)})
     metrics = check_outputs(out, experiment, epochs=2)
-    strategy = "extractor" if experiment.startswith("extractor") else "finetune"
-    assert (metrics["feature_cache"] is not None) == (strategy == "extractor")
+    assert (metrics["feature_cache"] is not None) == (experiment.startswith("extractor") or experiment == "two-stage")
     executed = nbformat.read(tmp_path / "run.ipynb", as_version=4)
     assert "application/vnd.jupyter.widget-state+json" not in executed.metadata.get("widgets", {})
     assert (tmp_path / "run.ipynb").stat().st_size < 2_000_000

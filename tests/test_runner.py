@@ -38,9 +38,9 @@ def test_smoke_run_writes_the_full_report(tmp_path, capsys):
     assert (summary["test_acc_mean"] <= summary["test_acc_ci_high"]).all()
     assert summary.loc[summary.experiment == "scratch", "weights"].item() == "none"
     runs = pd.read_csv(out / "runs.csv")
-    assert len(runs) == 10 and set(runs["seed"]) == {0, 1} and (runs["status"] == "ok").all()
+    assert len(runs) == 2 * len(names) and set(runs["seed"]) == {0, 1} and (runs["status"] == "ok").all()
     comparisons = pd.read_csv(out / "comparisons.csv")
-    assert len(comparisons) == 10 and (comparisons["test"] == "paired-t").all() and (comparisons["n"] == 2).all()
+    assert len(comparisons) == len(names) * (len(names) - 1) // 2 and (comparisons["test"] == "paired-t").all() and (comparisons["n"] == 2).all()
     assert (comparisons["p_adjusted"].fillna(1) >= comparisons["p_value"].fillna(1)).all()
     report = (out / "summary.md").read_text()
     assert all(f"| {name} |" in report for name in names)
@@ -50,7 +50,7 @@ def test_smoke_run_writes_the_full_report(tmp_path, capsys):
     with Image.open(out / "summary.png") as image:
         assert image.format == "PNG" and image.width >= 800
     err = capsys.readouterr().err
-    assert err.count(": started") == 5 and err.count(": finished, test accuracy") == 5
+    assert err.count(": started") == len(names) and err.count(": finished, test accuracy") == len(names)
     assert "IPKernelApp" not in err and "WARNING" not in err  # the kernel's start-up noise stays out
 
 
@@ -122,6 +122,11 @@ def test_cli_exit_status_is_non_zero_when_an_experiment_fails(tmp_path, monkeypa
     (["run", "--grid", "epochs=1,2", "--set", "epochs=3"], "both set epochs"),
     (["run", "--shard", "3/2"], "--shard '3/2'"),
     (["run", "--shard", "one"], "--shard 'one'"),
+    (["run", "--set", "scheduler=foo"], "scheduler='foo': expected step | cosine | onecycle"),
+    (["run", "--set", "lr_decay=0"], "lr_decay=0.0: expected a number in (0, 1]"),
+    (["run", "--experiments", "two-stage", "--set", "freeze_epochs=5"], "freeze_epochs=5: expected an integer in [1"),
+    (["lr-find", "--set", "scheduler=foo"], "scheduler='foo'"),
+    (["lr-find", "--experiment", "finetune-rmsprop"], "experiment='finetune-rmsprop'"),
 ])
 def test_invalid_options_exit_2_with_one_line_before_anything_runs(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
@@ -181,6 +186,16 @@ def test_grid_runs_every_point_and_names_folders_and_columns_after_it(tmp_path):
     assert sorted(comparisons["differs_in"]) == ["lr", "lr", "normalize", "normalize"]
     assert (comparisons["test"] == "mcnemar").all() and (comparisons["n"] == 1).all()
     assert "McNemar" in (out / "summary.md").read_text()
+
+
+def test_lr_find_command_writes_the_plot_and_prints_the_rate(tmp_path, capsys):
+    assert main(["lr-find", "--experiment", "extractor-adam", "--set", "train_subset=200", "--set", "test_subset=50",
+                 "--num-iter", "30", "--output-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("suggested learning rate ") and float(out[0].split()[3]) > 0
+    assert out[1] == str(tmp_path / "lr_find.png")
+    with Image.open(tmp_path / "lr_find.png") as image:
+        assert image.format == "PNG"
 
 
 def test_report_of_a_folder_without_runs_exits_2(tmp_path, capsys):
