@@ -60,6 +60,10 @@ def _build_parser() -> argparse.ArgumentParser:
     finder.add_argument("--num-iter", type=int, default=100, help="batches at most (default: 100)")
     finder.add_argument("--output-dir", default=".", help="where lr_find.png goes (default: the current folder)")
 
+    copy = commands.add_parser("notebooks", help="copy the teaching and experiment notebooks into a folder")
+    copy.add_argument("destination", help="folder to copy them into (created if needed)")
+    copy.add_argument("--force", action="store_true", help="replace notebooks already there")
+
     report = commands.add_parser("report", help="rebuild the report of a folder from the runs it holds")
     report.add_argument("output_dir", help="a folder written by pystatsml-tl run")
 
@@ -176,6 +180,15 @@ def main(argv: list[str] | None = None) -> int:
         print(backbone.path)
         print(f"source test accuracy {100 * backbone.card['source_test_acc']:.1f}% "
               f"({len(backbone.card['classes'])} classes, {backbone.card['epochs']} epochs)")
+        return 0
+    if args.command == "notebooks":
+        from .notebooks import copy_notebooks
+
+        try:
+            for path in copy_notebooks(args.destination, args.force):
+                print(path)
+        except (FileExistsError, NotADirectoryError) as error:
+            parser.error(str(error))
         return 0
     if args.command == "lr-find":
         return _lr_find(args, parser)

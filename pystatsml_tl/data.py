@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from .distributed import RankBatchSampler
 from .errors import ResourceUnavailableError
 from .loaders import NORMALIZATION_STATS, BatchTransform, ImageArrayDataset, TensorLoader
 from .storage import data_dir as resolve_data_dir
@@ -229,6 +230,22 @@ def load_data(dataset: str = "cifar10", *, data_dir: str | os.PathLike | None = 
     if not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"num_workers={num_workers!r}: expected an integer >= 0")
     return _image_folder_loaders(root, num_workers=num_workers, device=device, **common)
+
+
+def shard_loaders(data: DataLoaders, rank: int, world: int) -> DataLoaders:
+    """The loaders of one rank of a data-parallel run: each serves its share of every global batch
+    (``batch_size`` stays the global batch; see :func:`~pystatsml_tl.distributed.rank_batches`)."""
+    if world == 1:
+        return data
+    sharded = {}
+    for split, loader in data.items():
+        if isinstance(loader, TensorLoader):
+            sharded[split] = loader.shard(rank, world)
+        else:
+            sampler = RankBatchSampler(len(loader.dataset), loader.batch_size, split == "train", rank, world)
+            sharded[split] = torch.utils.data.DataLoader(loader.dataset, batch_sampler=sampler,
+                                                         num_workers=loader.num_workers, pin_memory=loader.pin_memory)
+    return DataLoaders(sharded, data.classes, data.name)
 
 
 def load_cifar10_pytorch(dirname: str | os.PathLike | None = None, batch_size_train: int = 100,

@@ -18,15 +18,16 @@ import torchvision
 from torch import nn
 
 from . import __version__
-from .data import DataLoaders, load_data, resolve_device
-from .features import FeatureCacheInfo, cached_feature_loaders
-from .models import get_head, is_frozen, make_model, unfreeze_backbone
+from .data import DataLoaders, load_data, resolve_device, shard_loaders
+from .distributed import is_distributed, launch, rank_and_world, resolve_nproc, worker_device
+from .features import FeatureCacheInfo
+from .models import get_head, make_model
+from .strategies import feature_loaders, fit, use_feature_cache
 from .grid import seed_folder
 from .parameters import experiment_settings, validate_parameters
-from .recipes import discriminative_groups, make_optimizer, make_scheduler
 from .statistics import wilson_interval
 from .storage import save_figure_atomic, write_json_atomic
-from .training import Evaluation, best_epoch, evaluate, selection_phase, train_val_model
+from .training import Evaluation, best_epoch, evaluate, selection_phase
 
 PUBLISHED_BEST_ACC = {"finetune-sgd": 78.90, "finetune-adam": 80.49, "extractor-sgd": 46.44, "extractor-adam": 46.43}
 """The tutorial's published "best val acc" (%, selected on the CIFAR-10 test split, 5 epochs)."""
@@ -61,23 +62,6 @@ def build_model(params: dict[str, Any], num_classes: int) -> nn.Module:
     strategy = "extractor" if settings["strategy"] in ("extractor", "two-stage") else "finetune"
     return make_model(params["arch"], settings["weights"], num_classes, strategy, seed=params["seed"],
                       progress=params["progress"])
-
-
-def build_optimizer(params: dict[str, Any], model: nn.Module, epochs: int | None = None,
-                    steps_per_epoch: int = 1, lr: float | None = None):
-    """The experiment's optimizer over the trainable parameters (per-block groups for
-    ``discriminative``) and its scheduler over ``epochs`` (default ``params["epochs"]``) of
-    ``steps_per_epoch`` batches; ``lr`` overrides ``params["lr"]``."""
-    settings = experiment_settings(params)
-    lr = params["lr"] if lr is None else lr
-    if settings["strategy"] == "discriminative":
-        groups = discriminative_groups(model, lr, params["lr_decay"])
-    else:
-        groups = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(settings["optimizer"], groups, lr, params["momentum"], params["weight_decay"])
-    scheduler = make_scheduler(optimizer, params["scheduler"], epochs or params["epochs"], steps_per_epoch,
-                               params["step_size"], params["gamma"], params["warmup_epochs"])
-    return optimizer, scheduler
 
 
 @dataclass
@@ -128,95 +112,43 @@ class ExperimentResult:
         }
 
 
-def use_feature_cache(params: dict[str, Any], model: nn.Module) -> bool:
-    """True when the head can be trained on precomputed features: a frozen backbone, no augmentation."""
-    return is_frozen(model) and not params["augment"]
-
-
-def feature_loaders(params: dict[str, Any], data: DataLoaders, model: nn.Module) -> tuple[DataLoaders,
-                                                                                         FeatureCacheInfo]:
-    """Loaders over the frozen ``model``'s features of ``data`` (cached as ``params`` say), and the cache info."""
-    description = {k: params[k] for k in ("arch", "weights", "dataset", "image_size", "normalize")}
-    return cached_feature_loaders(model, data, description=description, cache=params["feature_cache"],
-                                  device=resolve_device(params["device"]), progress=params["progress"])
-
-
-def _train_head_on_features(params: dict[str, Any], data: DataLoaders, model: nn.Module, epochs: int,
-                            criterion: nn.Module, log_interval: int | None, device: torch.device):
-    """Train the new head of a frozen ``model`` on its cached features; return the feature
-    loaders, the cache info and the histories."""
-    loaders, cache_info = feature_loaders(params, data, model)
-    head = get_head(model)
-    optimizer, scheduler = build_optimizer(params, head, epochs, len(loaders["train"]))
-    _, losses, accuracies = train_val_model(head, criterion, optimizer, loaders, epochs, scheduler, log_interval,
-                                            device=device, seed=params["seed"], progress=params["progress"])
-    return loaders, cache_info, losses, accuracies
-
-
-def _fine_tune(params: dict[str, Any], data: DataLoaders, model: nn.Module, epochs: int, criterion: nn.Module,
-               log_interval: int | None, device: torch.device, lr: float | None = None, first_epoch: int = 0):
-    optimizer, scheduler = build_optimizer(params, model, epochs, len(data["train"]), lr)
-    seed = params["seed"] if not first_epoch else params["seed"] + first_epoch * 7919  # other batch orders
-    _, losses, accuracies = train_val_model(model, criterion, optimizer, data, epochs, scheduler, log_interval,
-                                            device=device, seed=seed, progress=params["progress"])
-    return losses, accuracies
-
-
-def train_two_stage(params: dict[str, Any], data: DataLoaders, model: nn.Module, criterion: nn.Module,
-                    log_interval: int | None, device: torch.device):
-    """The two-stage recipe (Keras's transfer-learning guide, fastai's ``fine_tune``).
-
-    Stage 1, ``freeze_epochs`` epochs: the backbone is frozen and in eval mode (BatchNorm uses
-    and keeps its pretrained statistics; every backbone parameter and buffer stays bit-identical)
-    and the new head trains on cached features. Stage 2, the remaining epochs: every layer is
-    unfrozen and in train mode (BatchNorm normalises with batch statistics and updates its running
-    ones) and the whole network fine-tunes at ``lr * unfreeze_lr_factor``. The kept weights are
-    those of the best epoch over both stages. Returns (cache info, losses, accuracies).
-    """
-    stage1, cache_info = params["freeze_epochs"], None
-    if use_feature_cache(params, model):
-        _, cache_info, losses, accuracies = _train_head_on_features(params, data, model, stage1, criterion,
-                                                                    log_interval, device)
-    else:  # augmented images: the frozen backbone runs on every batch, only the head has gradients
-        losses, accuracies = _fine_tune(params, data, model, stage1, criterion, log_interval, device)
-    after_stage1 = copy.deepcopy(model.state_dict())
-    unfreeze_backbone(model)
-    losses2, accuracies2 = _fine_tune(params, data, model, params["epochs"] - stage1, criterion, log_interval,
-                                      device, lr=params["lr"] * params["unfreeze_lr_factor"], first_epoch=stage1)
-    select = selection_phase(accuracies)
-    if max(accuracies[select]) >= max(accuracies2[select]):  # the head alone did better: keep it
-        model.load_state_dict(after_stage1)
-    for phase in losses:
-        losses[phase] += losses2[phase]
-        accuracies[phase] += accuracies2[phase]
-    return cache_info, losses, accuracies
+def train_in_worker(params: dict[str, Any], log_interval: int | None) -> dict[str, Any]:
+    """One worker of a data-parallel experiment: its share of every batch, the model in DDP.
+    Returns (from rank 0) the selected weights, the histories and the feature-cache info."""
+    rank, world = rank_and_world()
+    device = worker_device(params["device"])
+    params = params | {"device": str(device)}
+    data = shard_loaders(prepare_data(params), rank, world)
+    model = build_model(params, data.num_classes)
+    cache_info, losses, accuracies, _ = fit(params, data, model, log_interval if rank == 0 else None, device)
+    state = {name: tensor.cpu() for name, tensor in model.state_dict().items()}
+    return {"state": state, "losses": losses, "accuracies": accuracies, "feature_cache": cache_info}
 
 
 def train_experiment(params: dict[str, Any], data: DataLoaders, model: nn.Module,
                      log_interval: int | None = 1) -> ExperimentResult:
-    """Train ``model`` on ``data`` as ``params`` say, then evaluate the selected model on the test set.
+    """Train ``model`` on ``data`` as ``params`` say (see :func:`~pystatsml_tl.strategies.fit`),
+    then evaluate the selected model on the test set.
 
-    A frozen extractor without augmentation trains its head on features computed once (and kept
-    on disk unless ``feature_cache`` is false); with augmentation it runs the whole network, and
-    says so. ``two-stage`` runs :func:`train_two_stage`.
+    With ``nproc_per_node`` > 1 the training runs in that many worker processes started by
+    torch.distributed's elastic launcher (:func:`train_in_worker`, DistributedDataParallel); the
+    selected weights come back into ``model`` and the test pass runs here, on the whole test set.
     """
     device = resolve_device(params["device"])
     criterion = nn.CrossEntropyLoss(label_smoothing=params["label_smoothing"])
-    cache_info = None
     started = time.time()
-    strategy = experiment_settings(params)["strategy"]
-    if is_frozen(model) and params["augment"]:
-        print("frozen backbone with augment=True: it runs on every batch (no feature cache)")
-    if strategy == "two-stage":
-        cache_info, losses, accuracies = train_two_stage(params, data, model, criterion, log_interval, device)
-        test = evaluate(model, data["test"], criterion, device)
-    elif use_feature_cache(params, model):
-        loaders, cache_info, losses, accuracies = _train_head_on_features(params, data, model, params["epochs"],
-                                                                          criterion, log_interval, device)
-        test = evaluate(get_head(model), loaders["test"], criterion, device)
+    nproc = resolve_nproc(params["nproc_per_node"])
+    if nproc > 1 and not is_distributed():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        outcome = launch(train_in_worker, nproc, params, log_interval, backend=backend)
+        model.load_state_dict(outcome["state"])
+        cache_info, losses, accuracies = outcome["feature_cache"], outcome["losses"], outcome["accuracies"]
+        trained, tested_on = (get_head(model), feature_loaders(params, data, model)[0]) \
+            if use_feature_cache(params, model) and experiment_settings(params)["strategy"] != "two-stage" \
+            else (model, data)
     else:
-        losses, accuracies = _fine_tune(params, data, model, params["epochs"], criterion, log_interval, device)
-        test = evaluate(model, data["test"], criterion, device)
+        cache_info, losses, accuracies, (trained, tested_on) = fit(params, data, model, log_interval, device)
+    test = evaluate(trained, tested_on["test"], criterion, device)
     seconds = time.time() - started
     return ExperimentResult(params, model, data, losses, accuracies, test, seconds, device.type, cache_info)
 
@@ -230,6 +162,8 @@ def save_outputs(result: ExperimentResult, output_dir: str | Path,
     files = {name: str(save_figure_atomic(fig, output_dir / name, dpi=90)) for name, fig in figures.items()}
     metrics = result.metrics() | {"files": sorted([*files, "metrics.json"])}
     files["metrics.json"] = str(write_json_atomic(output_dir / "metrics.json", metrics))
+    for checkpoint in output_dir.glob("checkpoint-*.pt"):  # the run is complete: nothing left to resume
+        checkpoint.unlink()
     return files
 
 

@@ -21,6 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import DataLoaders, resolve_device
+from .distributed import gather_objects, is_main_process, rank_and_world, synchronize
 from .loaders import TensorLoader
 from .models import get_head, head_name, set_head
 from .storage import cache_dir as resolve_cache_dir
@@ -179,7 +180,15 @@ def _complete(entry: dict[str, Any], model: nn.Module, source: ImageSource, need
     """Compute the features of the ``needed`` positions that ``entry`` lacks; return how many."""
     missing = needed[~entry["done"][needed]]
     if missing.numel():
-        features, labels = extract_features(model, source.loader_for(missing), device, progress, desc=desc)
+        rank, world = rank_and_world()
+        mine = missing[rank::world]  # a data-parallel run shares the work out, then every rank gets all of it
+        computed = extract_features(model, source.loader_for(mine), device, progress, desc=desc) if len(mine) \
+            else (torch.zeros(0, 0), torch.zeros(0, dtype=torch.long))
+        parts = gather_objects((mine, *computed))
+        order = torch.cat([positions for positions, _, _ in parts])
+        features = torch.cat([f for _, f, _ in parts if len(f)])
+        labels = torch.cat([y for _, _, y in parts])
+        missing = order
         if entry["features"] is None:
             entry["features"] = torch.zeros(source.size, features.shape[1])
         entry["features"][missing], entry["labels"][missing] = features, labels
@@ -198,7 +207,8 @@ def cached_feature_loaders(model: nn.Module, dataloaders: DataLoaders, *, descri
     same images (CIFAR-10's 50000 training images, say) reuses one entry, and only images not yet
     in it are run through the backbone. ``description`` adds readable facts (arch, image size ...)
     to the key; ``cache=False`` computes in memory and writes nothing. Processes sharing the cache
-    take turns on an entry, so the second one reuses what the first computed.
+    take turns on an entry, so the second one reuses what the first computed; the workers of a
+    data-parallel run share the extraction out and rank 0 writes the entry.
     """
     sources = {split: image_source(loader) for split, loader in dataloaders.items()}
     by_images: dict[str, list[str]] = {}
@@ -211,11 +221,13 @@ def cached_feature_loaders(model: nn.Module, dataloaders: DataLoaders, *, descri
         name = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=12).hexdigest()
         path = resolve_cache_dir(cache_dir) / "features" / f"{name}.pt"
         needed = torch.cat([sources[split].index for split in splits]).unique()
-        with file_lock(path.with_suffix(".lock")) if cache else nullcontext():
+        with file_lock(path.with_suffix(".lock")) if cache and is_main_process() else nullcontext():
+            synchronize()  # every rank reads the entry while rank 0 holds the lock: they see the same one
             entry = (_read_entry(path, key) if cache else None) or _empty_entry(key)
             added = _complete(entry, model, source, needed, device, progress, desc=f"features {'+'.join(splits)}")
-            if cache and added:
+            if cache and added and is_main_process():
                 torch_save_atomic(entry, path)
+            synchronize()
         computed += added
         for split in splits:
             index = sources[split].index

@@ -1,12 +1,15 @@
 """Tensor-resident batches: images held once as a uint8 tensor, transformed a whole batch at a time."""
 from __future__ import annotations
 
+import copy
 import math
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .distributed import rank_batches
 
 NORMALIZATION_STATS = {
     "tutorial": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
@@ -114,18 +117,24 @@ class TensorLoader:
         self.device = device
         self.dataset = dataset if dataset is not None else torch.utils.data.TensorDataset(inputs, labels)
         self.origin = origin
+        self.rank, self.world = 0, 1
+
+    def shard(self, rank: int, world: int) -> "TensorLoader":
+        """A copy that serves rank ``rank``'s share (of ``world``) of every batch (see
+        :func:`~pystatsml_tl.distributed.rank_batches`); ``batch_size`` stays the global batch."""
+        sharded = copy.copy(self)
+        sharded.rank, sharded.world = rank, world
+        return sharded
 
     def __len__(self) -> int:
         return math.ceil(self.labels.shape[0] / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = self.labels.shape[0]
-        order = torch.randperm(n).to(self.device) if self.shuffle else None
-        for start in range(0, n, self.batch_size):
-            if order is None:
-                x, y = self.inputs[start:start + self.batch_size], self.labels[start:start + self.batch_size]
+        for index in rank_batches(self.labels.shape[0], self.batch_size, self.shuffle, self.rank, self.world):
+            if not self.shuffle:  # in order: a slice, not a copy
+                x, y = self.inputs[index[0]:index[-1] + 1], self.labels[index[0]:index[-1] + 1]
             else:
-                index = order[start:start + self.batch_size]
+                index = index.to(self.device)
                 x, y = self.inputs[index], self.labels[index]
             if self.transform is not None:
                 x = self.transform(x, train=self.train)

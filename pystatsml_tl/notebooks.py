@@ -12,7 +12,18 @@ from typing import Any
 
 import nbformat
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def _notebook_dir() -> Path:
+    """The notebooks: inside the installed package (a wheel carries them as ``bundled_notebooks``),
+    else the repository's ``notebooks/`` folder (a checkout, an editable install)."""
+    bundled = Path(__file__).resolve().parent / "bundled_notebooks"
+    if (bundled / "experiment.ipynb").is_file():
+        return bundled
+    return Path(__file__).resolve().parent.parent / "notebooks"
+
+
+NOTEBOOK_DIR = _notebook_dir()
 EXPERIMENT_NOTEBOOK = NOTEBOOK_DIR / "experiment.ipynb"
 TEACHING_NOTEBOOK = NOTEBOOK_DIR / "transfer_learning.ipynb"
 RUN_METADATA = ("papermill", "execution", "widgets", "collapsed", "scrolled", "jupyter")
@@ -67,11 +78,32 @@ def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike, par
     return Path(output)
 
 
-def refresh_committed_notebooks() -> None:
-    """Re-execute the committed notebooks in place: the experiment notebook with the ``smoke``
-    profile injected, the teaching notebook with its own (smoke) defaults."""
-    from .parameters import PROFILES
+def copy_notebooks(destination: str | os.PathLike, force: bool = False) -> list[Path]:
+    """Copy the teaching and experiment notebooks into ``destination`` (created if needed) for a
+    user to open; an existing file is kept unless ``force``. Returns the copies' paths."""
+    import shutil
 
+    destination = Path(destination)
+    sources = [TEACHING_NOTEBOOK, EXPERIMENT_NOTEBOOK]
+    existing = [destination / s.name for s in sources if (destination / s.name).exists()]
+    if existing and not force:
+        raise FileExistsError(f"{', '.join(map(str, existing))} already exist(s): nothing copied (use --force to "
+                              "replace)")
+    destination.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copyfile(source, destination / source.name)) for source in sources]
+
+
+def refresh_committed_notebooks() -> None:
+    """Re-execute the committed notebooks in place: the experiment notebook (its parameters cell
+    rewritten from the package's parameters) with the ``smoke`` profile injected, the teaching
+    notebook with its own (smoke) defaults."""
+    from .parameters import PROFILES, parameters_cell
+
+    nb = nbformat.read(EXPERIMENT_NOTEBOOK, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    if cell.source != parameters_cell():
+        cell.source = parameters_cell()
+        nbformat.write(nb, EXPERIMENT_NOTEBOOK)
     for notebook, parameters in ((EXPERIMENT_NOTEBOOK, PROFILES["smoke"]), (TEACHING_NOTEBOOK, {})):
         print(f"executing {notebook.name}", file=sys.stderr)
         execute_notebook(notebook, notebook, parameters, cwd=NOTEBOOK_DIR, strip_run_metadata=True)

@@ -85,6 +85,9 @@ PARAMETERS: dict[str, Parameter] = {
         Parameter("seed", int, 0, "random seed: the same seed on CPU gives the same numbers"),
         Parameter("device", str, "auto", "auto | cpu | cuda"),
         Parameter("num_workers", int, 0, "DataLoader workers for image folders"),
+        Parameter("nproc_per_node", str, "1",
+                  "data-parallel worker processes (DDP; gloo on CPU, nccl on GPUs): a number, or auto for one per GPU"),
+        Parameter("sync_batchnorm", bool, False, "data-parallel on GPUs: synchronise BatchNorm statistics across them"),
         Parameter("progress", bool, True, "show progress bars"),
         Parameter("output_dir", str, None, "where metrics.json and figures are written (default: none)", optional=True),
     ]
@@ -160,6 +163,8 @@ def _check_type(name: str, value: Any) -> Any:
         return float(value)
     if spec.type is int and isinstance(value, float) and value.is_integer():
         return int(value)
+    if name == "nproc_per_node" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # a count is as welcome as "auto"
     if not isinstance(value, spec.type) or (spec.type is int and isinstance(value, bool)):
         raise ValueError(f"{name}={value!r}: expected {spec.type.__name__}")
     return value
@@ -199,6 +204,8 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
     _require(0 <= p["val_fraction"] < 1, "val_fraction", p["val_fraction"], "a fraction in [0, 1)")
     _require(p["normalize"] in NORMALIZATIONS, "normalize", p["normalize"], " or ".join(NORMALIZATIONS))
     _require(p["device"] in DEVICES, "device", p["device"], " | ".join(DEVICES))
+    _require(p["nproc_per_node"] == "auto" or (p["nproc_per_node"].isdigit() and int(p["nproc_per_node"]) > 0),
+             "nproc_per_node", p["nproc_per_node"], "a positive integer or auto")
     _require(p["scheduler"] in SCHEDULERS, "scheduler", p["scheduler"], " | ".join(SCHEDULERS))
     _require(0 <= p["warmup_epochs"] < p["epochs"], "warmup_epochs", p["warmup_epochs"],
              f"an integer in [0, epochs={p['epochs']})")
@@ -217,6 +224,13 @@ def experiment_settings(params: dict[str, Any]) -> dict[str, Any]:
     """Return the strategy, optimizer and weights that the chosen experiment implies."""
     settings = {"weights": params["weights"]} | EXPERIMENTS[params["experiment"]]
     return settings
+
+
+def parameters_cell() -> str:
+    """The source of the experiment notebook's ``parameters`` cell: every parameter with its type,
+    default and help, so that ``papermill --help-notebook`` lists them."""
+    lines = [f"{p.name}: {p.type.__name__} = {p.default!r}  # {p.help}" for p in [*PARAMETERS.values(), SEEDS_PARAMETER]]
+    return "\n".join(lines)
 
 
 def collect_parameters(namespace: dict[str, Any]) -> dict[str, Any]:

@@ -22,10 +22,8 @@ from .experiments import is_complete_metrics
 from .grid import RUNNER_OWNED, Run, expand_runs, group_folder, shard_runs
 from .notebooks import EXPERIMENT_NOTEBOOK, execute_notebook
 from .parameters import EXPERIMENTS, experiment_settings, profile_parameters
+from .report import FAILURE_FILE, write_report
 from .storage import write_json_atomic
-
-FAILURE_FILE = "failure.json"
-"""Written into a run's folder when its notebook failed, so that a rebuilt report still shows it."""
 
 
 @dataclass
@@ -128,8 +126,6 @@ def execute_plan(plan: RunPlan, jobs: int = 1, notebook: str | Path = EXPERIMENT
     """Run every run of ``plan`` not already complete (``jobs`` groups at a time), then rebuild the
     report from every complete run in the output directory. Returns the first error line of each
     failed group, by its label."""
-    from .report import write_report
-
     plan.output_dir.mkdir(parents=True, exist_ok=True)
     todo = []
     for run, params in plan.runs:

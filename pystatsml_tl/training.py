@@ -15,6 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import resolve_device
+from .distributed import is_main_process, sum_across_ranks
 from .storage import torch_save_atomic
 
 PHASE_ORDER = ("train", "val", "test")
@@ -84,6 +85,9 @@ def _run_phase(model: nn.Module, loader, criterion: nn.Module, device: torch.dev
             if keep_predictions:
                 predictions.append(predicted.detach())
                 targets.append(y)
+    total = torch.tensor(count, device=device, dtype=torch.long)
+    sum_across_ranks(loss_sum, correct, total)  # a data-parallel run: the whole epoch, not this rank's share
+    count = int(total.item())
     if count == 0:
         raise ValueError(f"{desc or 'loader'}: the loader yielded no batch")
     loss_value, accuracy = loss_sum.item() / count, correct.item() / count
@@ -127,7 +131,8 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
 
     Keywords: ``device`` (auto = CUDA when present), ``seed`` (reseeds every epoch: same seed,
     same numbers on CPU), ``progress`` (tqdm bars), ``checkpoint`` (a file written atomically after
-    every epoch; a run finds it and resumes from it). ``scheduler`` is stepped once per epoch, or
+    every epoch by rank 0 of a data-parallel run; a run finds it and resumes from it). ``model`` may
+    be wrapped in DistributedDataParallel: losses and accuracies are then summed over the ranks. ``scheduler`` is stepped once per epoch, or
     after every batch when its ``interval`` attribute is ``"batch"`` (see :mod:`pystatsml_tl.recipes`). A loss that becomes NaN or infinite stops
     training with ``FloatingPointError`` naming the epoch.
     """
@@ -139,15 +144,16 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model.to(device=device, memory_format=torch.channels_last)
+    core = getattr(model, "module", model)  # the model inside DistributedDataParallel: its state has plain names
     phases = [p for p in PHASE_ORDER if p in dataloaders]
     select = selection_phase(dataloaders)
     losses: dict[str, list[float]] = {p: [] for p in phases}
     accuracies: dict[str, list[float]] = {p: [] for p in phases}
-    best: tuple[float, dict] = (-1.0, copy.deepcopy(model.state_dict()))
+    best: tuple[float, dict] = (-1.0, copy.deepcopy(core.state_dict()))
     start_epoch = 0
     if checkpoint is not None and Path(checkpoint).is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
+        core.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state["scheduler"] is not None:
             scheduler.load_state_dict(state["scheduler"])
@@ -172,17 +178,17 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
         if scheduler is not None and batch_scheduler is None:
             scheduler.step()
         if accuracies[select][-1] > best[0]:
-            best = (accuracies[select][-1], copy.deepcopy(model.state_dict()))
+            best = (accuracies[select][-1], copy.deepcopy(core.state_dict()))
         if log_interval is not None and (epoch % log_interval == 0 or epoch == num_epochs - 1):
             _print_epoch(epoch, num_epochs, losses, accuracies)
-        if checkpoint is not None:
-            torch_save_atomic(_checkpoint_state(epoch, model, optimizer, scheduler, losses, accuracies, best, seed),
+        if checkpoint is not None and is_main_process():
+            torch_save_atomic(_checkpoint_state(epoch, core, optimizer, scheduler, losses, accuracies, best, seed),
                               checkpoint)
     elapsed = time.time() - since
     if log_interval is not None:
         print(f"Training complete in {elapsed // 60:.0f}m {elapsed % 60:.0f}s")
         print(f"Best {select} Acc: {100 * best[0]:.2f}%")
-    model.load_state_dict(best[1])
+    core.load_state_dict(best[1])
     return model, losses, accuracies
 
 

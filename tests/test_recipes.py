@@ -7,7 +7,8 @@ import torchvision
 from torch import nn
 
 from pystatsml_tl import load_data, make_model
-from pystatsml_tl.experiments import build_model, build_optimizer, run_experiment, train_two_stage
+from pystatsml_tl.experiments import build_model, run_experiment
+from pystatsml_tl.strategies import build_optimizer, train_two_stage
 from pystatsml_tl.lr_finder import lr_find
 from pystatsml_tl.parameters import validate_parameters
 from pystatsml_tl.recipes import discriminative_groups, make_optimizer, make_scheduler, parameter_blocks
@@ -42,9 +43,9 @@ def test_two_stage_first_stage_keeps_the_backbone_bit_identical_and_the_second_m
     model = build_model(params, data.num_classes)
     before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("fc.")}
     stages = []
-    import pystatsml_tl.experiments as experiments
+    import pystatsml_tl.strategies as strategies
 
-    original = experiments._fine_tune
+    original = strategies._fine_tune
 
     def record(params_, data_, model_, *args, **kwargs):  # the moment stage 2 starts
         stages.append({k: v.clone() for k, v in model_.state_dict().items() if not k.startswith("fc.")})
@@ -55,11 +56,11 @@ def test_two_stage_first_stage_keeps_the_backbone_bit_identical_and_the_second_m
         stages.append({k: v.clone() for k, v in model_.state_dict().items() if not k.startswith("fc.")})
         return history
 
-    experiments._fine_tune = record
+    strategies._fine_tune = record
     try:
         _, losses, accuracies = train_two_stage(params, data, model, nn.CrossEntropyLoss(), None, torch.device("cpu"))
     finally:
-        experiments._fine_tune = original
+        strategies._fine_tune = original
     assert len(stages) == 2 and all(torch.equal(before[k], stages[0][k]) for k in before)  # stage 1: untouched
     after = stages[1]  # the weights stage 2 ended with (the kept ones may be stage 1's, if it validated better)
     assert any(not torch.equal(before[k], after[k]) for k in before if "weight" in k)  # stage 2: weights moved

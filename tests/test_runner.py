@@ -142,8 +142,11 @@ def test_every_parameter_is_settable_or_refused_in_one_line(name, tmp_path, caps
     from pystatsml_tl.grid import RUNNER_OWNED
 
     value = {"experiment": "scratch", "dataset": "synthetic", "data_dir": str(tmp_path), "arch": "resnet18",
-             "weights": "none", "normalize": "imagenet", "device": "cpu", "output_dir": str(tmp_path)}.get(name)
-    text = str(value if value is not None else {bool: False, int: 1, float: 0.5}.get(PARAMETERS[name].type))
+             "weights": "none", "normalize": "imagenet", "device": "cpu", "output_dir": str(tmp_path),
+             "scheduler": "cosine"}.get(name)
+    if value is None:
+        value = {bool: False, int: 1, float: 0.5}.get(PARAMETERS[name].type, PARAMETERS[name].default)
+    text = str(value)
     try:
         plan = plan_run("smoke", ["finetune-sgd"], {name: parse_value(name, text)}, tmp_path / "out")
     except ValueError as error:
