@@ -41,6 +41,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="override a notebook parameter (repeatable), e.g. --set epochs=3")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="where to train (default: auto)")
     run.add_argument("--output-dir", default=None, help="report folder (default: reports/<profile>-<timestamp>)")
+    run.add_argument("--nproc-per-node", default=None, metavar="N",
+                     help="data-parallel worker processes per run (DDP): a number, or auto for one per GPU "
+                          "(default: 1)")
     run.add_argument("--jobs", type=int, default=1, help="groups (experiment and grid point) run in parallel "
                      "(default: 1)")
     run.add_argument("--seeds", default=None,
@@ -102,6 +105,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[s
         overrides = _parse_sets(args.set)
         if args.device is not None:
             overrides["device"] = args.device
+        if args.nproc_per_node is not None:
+            overrides["nproc_per_node"] = args.nproc_per_node
         chosen = args.experiments if args.experiments is not None else ",".join(PROFILE_EXPERIMENTS[args.profile])
         experiments = [name.strip() for name in chosen.split(",") if name.strip()]
         seeds = parse_seeds(args.seeds) if args.seeds is not None else list(range(PROFILE_SEEDS[args.profile]))

@@ -16,12 +16,15 @@ from __future__ import annotations
 import logging
 import math
 import os
+import tempfile
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
 import torch.distributed as dist
+from torch.distributed.elastic.multiprocessing.errors import record
 
 TIMEOUT = timedelta(seconds=int(os.environ.get("PYSTATSML_TL_DIST_TIMEOUT", "300")))
 """How long a collective waits for a peer before the run fails (instead of hanging)."""
@@ -127,24 +130,40 @@ def resolve_nproc(value: str | int) -> int:
     return number
 
 
-def _failure_line(error: Exception) -> str:
-    failures = getattr(error, "failures", {}) or {}
-    for rank, failure in sorted(failures.items()):
-        message = getattr(failure, "message", "")
-        if isinstance(message, dict):
-            message = message.get("message", "")
-        text = (str(message).strip().splitlines() or [f"exit code {getattr(failure, 'exitcode', '?')}"])[-1]
-        return f"rank {rank} failed: {text}"
-    return f"a worker failed: {(str(error).strip().splitlines() or [type(error).__name__])[0]}"
+PEER_LOST = ("Connection reset by peer", "Connection closed by peer", "pair.cc", "NCCL communicator was aborted",
+             "Socket Timeout", "Timed out waiting")
+"""Words of the errors a rank raises when a peer died first: the consequence, not the cause."""
 
 
-def run_in_worker(function: Callable[..., Any], backend: str, *args: Any) -> Any:
-    """Join the process group, run ``function(*args)``, leave the group; rank 0's result is returned."""
+def _error_line(error: BaseException) -> str:
+    return (f"{type(error).__name__}: {error}".strip().splitlines() or [type(error).__name__])[0]
+
+
+def _failure_line(reports: Path, error: Exception) -> str:
+    """One line for a failed run: the rank whose error caused it (not a peer that only lost it)."""
+    lines = {int(path.stem): path.read_text() for path in sorted(reports.glob("*.txt"))}
+    if not lines:  # the worker died without raising (killed, out of memory): the launcher knows the rank
+        failures = getattr(error, "failures", {}) or {}
+        rank = min(failures) if failures else "?"
+        code = getattr(failures.get(rank), "exitcode", "?") if failures else "?"
+        return f"rank {rank} failed: exit code {code}"
+    causes = [rank for rank, line in lines.items() if not any(word in line for word in PEER_LOST)]
+    rank = (causes or list(lines))[0]
+    return f"rank {rank} failed: {lines[rank]}"
+
+
+@record  # a worker's exception also goes to the launcher's own error report
+def run_in_worker(reports: str, function: Callable[..., Any], backend: str, *args: Any) -> Any:
+    """Join the process group, run ``function(*args)``, leave the group; rank 0's result is
+    returned. An exception is written as one line to ``reports/<rank>.txt`` before it propagates."""
     dist.init_process_group(backend, timeout=TIMEOUT)
     try:
         result = function(*args)
         dist.barrier()
         return result if dist.get_rank() == 0 else None
+    except BaseException as error:
+        (Path(reports) / f"{dist.get_rank()}.txt").write_text(_error_line(error))
+        raise
     finally:
         dist.destroy_process_group()
 
@@ -162,10 +181,11 @@ def launch(function: Callable[..., Any], nproc: int, *args: Any, backend: str = 
     quiet = logging.getLogger("torch.distributed.elastic")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # the agent's own log repeats the worker's traceback; we raise one line
-    try:
-        results = elastic_launch(config, run_in_worker)(function, backend, *args)
-    except ChildFailedError as error:
-        raise WorkerFailedError(_failure_line(error)) from None
-    finally:
-        quiet.setLevel(level)
+    with tempfile.TemporaryDirectory(prefix="pystatsml-tl-workers-") as reports:
+        try:
+            results = elastic_launch(config, run_in_worker)(reports, function, backend, *args)
+        except ChildFailedError as error:
+            raise WorkerFailedError(_failure_line(Path(reports), error)) from None
+        finally:
+            quiet.setLevel(level)
     return results[0]

@@ -21,8 +21,8 @@ from . import __version__
 from .data import DataLoaders, load_data, resolve_device, shard_loaders
 from .distributed import is_distributed, launch, rank_and_world, resolve_nproc, worker_device
 from .features import FeatureCacheInfo
-from .models import get_head, make_model
-from .strategies import feature_loaders, fit, use_feature_cache
+from .models import make_model
+from .strategies import fit, test_target
 from .grid import seed_folder
 from .parameters import experiment_settings, validate_parameters
 from .statistics import wilson_interval
@@ -143,9 +143,7 @@ def train_experiment(params: dict[str, Any], data: DataLoaders, model: nn.Module
         outcome = launch(train_in_worker, nproc, params, log_interval, backend=backend)
         model.load_state_dict(outcome["state"])
         cache_info, losses, accuracies = outcome["feature_cache"], outcome["losses"], outcome["accuracies"]
-        trained, tested_on = (get_head(model), feature_loaders(params, data, model)[0]) \
-            if use_feature_cache(params, model) and experiment_settings(params)["strategy"] != "two-stage" \
-            else (model, data)
+        trained, tested_on = test_target(params, data, model)
     else:
         cache_info, losses, accuracies, (trained, tested_on) = fit(params, data, model, log_interval, device)
     test = evaluate(trained, tested_on["test"], criterion, device)

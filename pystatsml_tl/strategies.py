@@ -56,6 +56,14 @@ def feature_loaders(params: dict[str, Any], data: DataLoaders, model: nn.Module)
                                   device=resolve_device(params["device"]), progress=params["progress"])
 
 
+def test_target(params: dict[str, Any], data: DataLoaders, model: nn.Module):
+    """What to test once trained: the head on cached features for a frozen extractor, else the
+    whole model on ``data``. Returns (module, loaders)."""
+    if use_feature_cache(params, model) and experiment_settings(params)["strategy"] != "two-stage":
+        return get_head(model), feature_loaders(params, data, model)[0]
+    return model, data
+
+
 def _checkpoint(params: dict[str, Any], stage: str) -> Path | None:
     """Where a run keeps its per-epoch checkpoint (in its output folder), so that a killed run resumes."""
     return Path(params["output_dir"]) / f"checkpoint-{stage}.pt" if params["output_dir"] else None

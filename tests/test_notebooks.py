@@ -44,6 +44,14 @@ def test_each_experiment_runs_alone_with_papermill(experiment, tmp_path):
     assert (tmp_path / "run.ipynb").stat().st_size < 2_000_000
 
 
+def test_papermill_run_with_two_worker_processes(tmp_path):
+    out = tmp_path / "ddp"
+    execute_notebook(EXPERIMENT_NOTEBOOK, tmp_path / "run.ipynb",
+                     FAST | {"experiment": "extractor-sgd", "nproc_per_node": "2", "output_dir": str(out)})
+    metrics = check_outputs(out, "extractor-sgd", epochs=2)
+    assert metrics["parameters"]["nproc_per_node"] == "2"
+
+
 def test_image_folder_run(image_folder, tmp_path):
     out = tmp_path / "folder-run"
     execute_notebook(EXPERIMENT_NOTEBOOK, tmp_path / "run.ipynb",

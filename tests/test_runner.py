@@ -122,6 +122,7 @@ def test_cli_exit_status_is_non_zero_when_an_experiment_fails(tmp_path, monkeypa
     (["run", "--grid", "epochs=1,2", "--set", "epochs=3"], "both set epochs"),
     (["run", "--shard", "3/2"], "--shard '3/2'"),
     (["run", "--shard", "one"], "--shard 'one'"),
+    (["run", "--nproc-per-node", "0"], "nproc_per_node='0': expected a positive integer or auto"),
     (["run", "--set", "scheduler=foo"], "scheduler='foo': expected step | cosine | onecycle"),
     (["run", "--set", "lr_decay=0"], "lr_decay=0.0: expected a number in (0, 1]"),
     (["run", "--experiments", "two-stage", "--set", "freeze_epochs=5"], "freeze_epochs=5: expected an integer in [1"),
