@@ -123,13 +123,21 @@ def in_order(loader):
                                        num_workers=loader.num_workers, pin_memory=loader.pin_memory)
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 @torch.no_grad()
 def extract_features(model: nn.Module, loader, device: str | torch.device = "auto",
-                     progress: bool = False, desc: str = "features") -> tuple[torch.Tensor, torch.Tensor]:
+                     progress: bool = False, desc: str = "features",
+                     precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``model`` without its classification layer, in eval mode, over ``loader`` in dataset order.
 
-    Returns (features float32 (N, D), labels int64 (N,)) on the CPU.
+    ``precision="bf16"`` runs the backbone under bfloat16 autocast (AMX on recent CPUs, tensor
+    cores on GPUs): faster, and the features differ from fp32 in their last digits (bfloat16 keeps
+    8 bits of mantissa). Returns (features float32 (N, D), labels int64 (N,)) on the CPU.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
     device = resolve_device(device)
     name, head = head_name(model), get_head(model)
     was_training = model.training
@@ -141,7 +149,8 @@ def extract_features(model: nn.Module, loader, device: str | torch.device = "aut
             for x, y in in_order(loader):
                 bar.update()
                 x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-                features.append(model(x).float().flatten(1).cpu())
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    features.append(model(x).float().flatten(1).cpu())
                 labels.append(y.cpu())
     finally:
         set_head(model, name, head)
@@ -176,13 +185,13 @@ def _read_entry(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _complete(entry: dict[str, Any], model: nn.Module, source: ImageSource, needed: torch.Tensor, device,
-              progress: bool, desc: str) -> int:
+              progress: bool, desc: str, precision: str) -> int:
     """Compute the features of the ``needed`` positions that ``entry`` lacks; return how many."""
     missing = needed[~entry["done"][needed]]
     if missing.numel():
         rank, world = rank_and_world()
         mine = missing[rank::world]  # a data-parallel run shares the work out, then every rank gets all of it
-        computed = extract_features(model, source.loader_for(mine), device, progress, desc=desc) if len(mine) \
+        computed = extract_features(model, source.loader_for(mine), device, progress, desc, precision) if len(mine) \
             else (torch.zeros(0, 0), torch.zeros(0, dtype=torch.long))
         parts = gather_objects((mine, *computed))
         order = torch.cat([positions for positions, _, _ in parts])
@@ -198,18 +207,21 @@ def _complete(entry: dict[str, Any], model: nn.Module, source: ImageSource, need
 
 def cached_feature_loaders(model: nn.Module, dataloaders: DataLoaders, *, description: dict[str, Any] | None = None,
                            cache: bool = True, cache_dir: str | os.PathLike | None = None,
-                           device: str | torch.device = "auto",
-                           progress: bool = False) -> tuple[DataLoaders, FeatureCacheInfo]:
+                           device: str | torch.device = "auto", progress: bool = False,
+                           precision: str = "fp32") -> tuple[DataLoaders, FeatureCacheInfo]:
     """Compute (or reuse from disk) the frozen backbone's features of every split, and return
     loaders over them with the same batch size and shuffling, plus where the cache is.
 
     Features are kept per image set, not per split: every split, subset and seed drawn from the
     same images (CIFAR-10's 50000 training images, say) reuses one entry, and only images not yet
     in it are run through the backbone. ``description`` adds readable facts (arch, image size ...)
-    to the key; ``cache=False`` computes in memory and writes nothing. Processes sharing the cache
+    to the key; ``cache=False`` computes in memory and writes nothing; ``precision`` (fp32 or
+    bf16, see :func:`extract_features`) is part of the key. Processes sharing the cache
     take turns on an entry, so the second one reuses what the first computed; the workers of a
     data-parallel run share the extraction out and rank 0 writes the entry.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
     sources = {split: image_source(loader) for split, loader in dataloaders.items()}
     by_images: dict[str, list[str]] = {}
     for split, source in sources.items():
@@ -217,14 +229,15 @@ def cached_feature_loaders(model: nn.Module, dataloaders: DataLoaders, *, descri
     features, labels, paths, computed, size = {}, {}, [], 0, 0
     for splits in by_images.values():
         source = sources[splits[0]]
-        key = _feature_key(model, source, description or {})
+        key = _feature_key(model, source, (description or {}) | {"precision": precision})
         name = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=12).hexdigest()
         path = resolve_cache_dir(cache_dir) / "features" / f"{name}.pt"
         needed = torch.cat([sources[split].index for split in splits]).unique()
         with file_lock(path.with_suffix(".lock")) if cache and is_main_process() else nullcontext():
             synchronize()  # every rank reads the entry while rank 0 holds the lock: they see the same one
             entry = (_read_entry(path, key) if cache else None) or _empty_entry(key)
-            added = _complete(entry, model, source, needed, device, progress, desc=f"features {'+'.join(splits)}")
+            added = _complete(entry, model, source, needed, device, progress, f"features {'+'.join(splits)}",
+                              precision)
             if cache and added and is_main_process():
                 torch_save_atomic(entry, path)
             synchronize()

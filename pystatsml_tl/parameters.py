@@ -82,6 +82,8 @@ PARAMETERS: dict[str, Parameter] = {
         Parameter("train_subset", int, None, "use only this many training images (default: all)", optional=True),
         Parameter("test_subset", int, None, "use only this many test images (default: all)", optional=True),
         Parameter("feature_cache", bool, True, "extractor: compute frozen features once and keep them on disk"),
+        Parameter("precision", str, "fp32",
+                  "frozen-feature extraction: fp32 | bf16 (autocast; faster, features differ in the last digits)"),
         Parameter("seed", int, 0, "random seed: the same seed on CPU gives the same numbers"),
         Parameter("device", str, "auto", "auto | cpu | cuda"),
         Parameter("num_workers", int, 0, "DataLoader workers for image folders"),
@@ -206,6 +208,7 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
     _require(p["device"] in DEVICES, "device", p["device"], " | ".join(DEVICES))
     _require(p["nproc_per_node"] == "auto" or (p["nproc_per_node"].isdigit() and int(p["nproc_per_node"]) > 0),
              "nproc_per_node", p["nproc_per_node"], "a positive integer or auto")
+    _require(p["precision"] in ("fp32", "bf16"), "precision", p["precision"], "fp32 or bf16")
     _require(p["scheduler"] in SCHEDULERS, "scheduler", p["scheduler"], " | ".join(SCHEDULERS))
     _require(0 <= p["warmup_epochs"] < p["epochs"], "warmup_epochs", p["warmup_epochs"],
              f"an integer in [0, epochs={p['epochs']})")

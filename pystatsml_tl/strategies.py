@@ -53,7 +53,8 @@ def feature_loaders(params: dict[str, Any], data: DataLoaders, model: nn.Module)
     """Loaders over the frozen ``model``'s features of ``data`` (cached as ``params`` say), and the cache info."""
     description = {k: params[k] for k in ("arch", "weights", "dataset", "image_size", "normalize")}
     return cached_feature_loaders(model, data, description=description, cache=params["feature_cache"],
-                                  device=resolve_device(params["device"]), progress=params["progress"])
+                                  device=resolve_device(params["device"]), progress=params["progress"],
+                                  precision=params["precision"])
 
 
 def test_target(params: dict[str, Any], data: DataLoaders, model: nn.Module):
