@@ -126,7 +126,7 @@ def test_every_seed_and_split_of_one_image_set_shares_one_entry(cache_dir, fake_
 
 def test_bf16_features_are_close_to_fp32_and_cached_apart(cache_dir):
     data = small_data()
-    model = make_model("resnet18", weights="synthetic", strategy="extractor", seed=1)
+    model = make_model("resnet18", weights="none", strategy="extractor", seed=1)
     fp32, info32 = cached_feature_loaders(model, data, device="cpu")
     bf16, info16 = cached_feature_loaders(model, data, device="cpu", precision="bf16")
     assert info16.computed == info32.computed and set(info16.paths).isdisjoint(info32.paths)

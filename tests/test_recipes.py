@@ -120,7 +120,7 @@ def test_warmup_rises_linearly_then_follows_the_step_schedule():
     assert make_scheduler(optimizer, "step", 4, 5, 2, 0.1).__class__ is torch.optim.lr_scheduler.StepLR  # the lesson's
 
 
-def test_lr_find_restores_the_model_and_suggests_a_rate_that_trains(cache_dir):
+def test_lr_find_restores_the_model_and_suggests_a_rate_that_trains():  # the shared offline backbone
     data = load_data("synthetic", batch_size=50, train_subset=600, test_subset=200, seed=0)
     model = make_model("resnet18", weights="synthetic", strategy="finetune", seed=0)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
