@@ -156,6 +156,8 @@ def _failure_line(reports: Path, error: Exception) -> str:
 def run_in_worker(reports: str, function: Callable[..., Any], backend: str, *args: Any) -> Any:
     """Join the process group, run ``function(*args)``, leave the group; rank 0's result is
     returned. An exception is written as one line to ``reports/<rank>.txt`` before it propagates."""
+    if backend == "gloo" and "OMP_NUM_THREADS" not in os.environ:  # as torchrun does: no oversubscribed cores
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     dist.init_process_group(backend, timeout=TIMEOUT)
     try:
         result = function(*args)
