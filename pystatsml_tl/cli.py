@@ -57,7 +57,8 @@ def _build_parser() -> argparse.ArgumentParser:
                           "sharing --output-dir); each shard rebuilds the report from every complete run")
 
     finder = commands.add_parser("lr-find", help="learning-rate range test of an experiment: plot and suggested rate")
-    finder.add_argument("--profile", choices=list(PROFILES), default="smoke", help="named parameter set (default: smoke)")
+    finder.add_argument("--profile", choices=list(PROFILES), default="smoke",
+                        help="named parameter set (default: smoke)")
     finder.add_argument("--experiment", default="finetune-sgd", help=f"one of {', '.join(EXPERIMENTS)}")
     finder.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
     finder.add_argument("--num-iter", type=int, default=100, help="batches at most (default: 100)")

@@ -4,7 +4,6 @@ The notebooks call these steps one by one to tell the story; :func:`run_experime
 """
 from __future__ import annotations
 
-import copy
 import json
 import math
 import platform
@@ -21,12 +20,12 @@ from . import __version__
 from .data import DataLoaders, load_data, resolve_device, shard_loaders
 from .distributed import is_distributed, launch, rank_and_world, resolve_nproc, worker_device
 from .features import FeatureCacheInfo
-from .models import make_model
-from .strategies import fit, test_target
 from .grid import seed_folder
+from .models import make_model
 from .parameters import experiment_settings, validate_parameters
 from .statistics import wilson_interval
 from .storage import save_figure_atomic, write_json_atomic
+from .strategies import fit, test_target
 from .training import Evaluation, best_epoch, evaluate, selection_phase
 
 PUBLISHED_BEST_ACC = {"finetune-sgd": 78.90, "finetune-adam": 80.49, "extractor-sgd": 46.44, "extractor-adam": 46.43}

@@ -35,7 +35,8 @@ class LRFinderResult:
 
         fig, ax = plt.subplots(figsize=(7, 3.8))
         ax.plot(self.lrs, self.losses, color="tab:blue", label="smoothed loss")
-        ax.axvline(self.suggestion, color="tab:red", linestyle="--", label=f"suggested {self.suggestion:.2g} ({self.rule})")
+        ax.axvline(self.suggestion, color="tab:red", linestyle="--",
+                   label=f"suggested {self.suggestion:.2g} ({self.rule})")
         ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title=title)
         finite = [v for v in self.losses if math.isfinite(v)]
         if finite:

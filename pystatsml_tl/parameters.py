@@ -232,7 +232,8 @@ def experiment_settings(params: dict[str, Any]) -> dict[str, Any]:
 def parameters_cell() -> str:
     """The source of the experiment notebook's ``parameters`` cell: every parameter with its type,
     default and help, so that ``papermill --help-notebook`` lists them."""
-    lines = [f"{p.name}: {p.type.__name__} = {p.default!r}  # {p.help}" for p in [*PARAMETERS.values(), SEEDS_PARAMETER]]
+    declared = [*PARAMETERS.values(), SEEDS_PARAMETER]
+    lines = [f"{p.name}: {p.type.__name__} = {p.default!r}  # {p.help}" for p in declared]
     return "\n".join(lines)
 
 

@@ -58,7 +58,8 @@ def parameter_blocks(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
         sizes = [sum(p.numel() for m in modules for p in _parameters(m, head_ids)) for _, modules in blocks]
         index = max(range(len(blocks)), key=sizes.__getitem__)
         name, modules = blocks[index]
-        parts = [(f"{name}.{child_name}", [child]) for module in modules for child_name, child in module.named_children()
+        parts = [(f"{name}.{child_name}", [child])
+                 for module in modules for child_name, child in module.named_children()
                  if child is not head and _parameters(child, head_ids)]
         if len(modules) != 1 or len(parts) < 2:
             break

@@ -61,7 +61,9 @@ def grid_columns(records: list[dict[str, Any]]) -> list[str]:
 
 
 def _sort_value(value: Any) -> tuple:
-    return (0, float(value), "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0, str(value))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0, str(value))
 
 
 def _group_key(record: dict[str, Any], grid: list[str]) -> tuple:
@@ -107,7 +109,8 @@ def _groups(runs: list[dict[str, Any]], grid: list[str]) -> dict[tuple, list[dic
     grouped: dict[tuple, list] = {}
     for m in runs:
         grouped.setdefault(_group_key(m, grid), []).append(m)
-    return {key: sorted(grouped[key], key=lambda m: m["parameters"]["seed"]) for key in sorted(grouped, key=_group_order)}
+    return {key: sorted(grouped[key], key=lambda m: m["parameters"]["seed"])
+            for key in sorted(grouped, key=_group_order)}
 
 
 def summary_table(runs: list[dict[str, Any]], failures: list[dict[str, Any]] | None = None,
@@ -173,7 +176,8 @@ def comparison_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
         if len(differs) != 1 or (result := _compare(groups[key_a], groups[key_b])) is None:
             continue
         rows.append({"a": group_label(key_a, grid), "b": group_label(key_b, grid), "differs_in": differs[0],
-                     "n": result.n, "diff_mean": round(result.diff_mean, 2), "diff_ci_low": round(result.diff_ci_low, 2),
+                     "n": result.n, "diff_mean": round(result.diff_mean, 2),
+                     "diff_ci_low": round(result.diff_ci_low, 2),
                      "diff_ci_high": round(result.diff_ci_high, 2), "p_value": result.p_value, "test": result.test,
                      "prob_improvement": round(result.prob_improvement, 3)})
     table = pd.DataFrame(rows, columns=["a", "b", "differs_in", "n", "diff_mean", "diff_ci_low", "diff_ci_high",
@@ -192,10 +196,10 @@ def comparison_sentence(row: dict[str, Any]) -> str:
     n, p = int(row["n"]), row["p_adjusted"]
     evidence = f"{n} paired seeds" if row["test"] == "paired-t" else "one seed, McNemar's exact test on the test images"
     if not math.isnan(p) and p < ALPHA and row["diff_mean"] != 0:
-        if row["diff_mean"] > 0:
-            winner, loser, diff, low, high = row["a"], row["b"], row["diff_mean"], row["diff_ci_low"], row["diff_ci_high"]
-        else:
-            winner, loser, diff, low, high = row["b"], row["a"], -row["diff_mean"], -row["diff_ci_high"], -row["diff_ci_low"]
+        a_wins = row["diff_mean"] > 0
+        winner, loser = (row["a"], row["b"]) if a_wins else (row["b"], row["a"])
+        sign = 1 if a_wins else -1  # the difference and its interval, seen from the winner
+        diff, low, high = sign * row["diff_mean"], *sorted((sign * row["diff_ci_low"], sign * row["diff_ci_high"]))
         return (f"{winner} beats {loser} by {diff:.1f} points (95 % CI {low:.1f} to {high:.1f}, "
                 f"{_p_text(p)} after Holm's adjustment, {evidence})")
     return (f"{row['a']} and {row['b']} cannot be told apart at n = {n} (difference {row['diff_mean']:+.1f} points, "
@@ -217,7 +221,8 @@ def seeds_figure(runs: list[dict[str, Any]], published: bool = False, title: str
         selected = "val_acc" if "val_acc" in members[0]["history"] else "test_acc"
         curves[label] = [m["history"][selected] for m in members]
     summary = summary_table(runs)
-    intervals = dict(zip(labels, zip(summary["test_acc_mean"], summary["test_acc_ci_low"], summary["test_acc_ci_high"])))
+    intervals = dict(zip(labels, zip(summary["test_acc_mean"], summary["test_acc_ci_low"],
+                                     summary["test_acc_ci_high"])))
     reference = {label: PUBLISHED_BEST_ACC.get(key[0]) for label, key in zip(labels, groups)} if published else None
     return plots.seed_comparison(accuracies, intervals, curves, reference, title)
 
@@ -287,7 +292,8 @@ def write_report(output_dir: str | Path, command: str = "") -> dict[str, Path]:
             lines += ["## Failed runs", ""] + [f"- `{f['path']}`: {f['error']}" for f in failures] + [""]
         versions = ", ".join(f"{k} {v}" for k, v in runs[0]["versions"].items()) if runs else "-"
         devices = ", ".join(sorted({m["device"] for m in runs})) or "-"
-        lines += ["## How this report was made", "", f"- command: `{command or 'pystatsml-tl report ' + str(output_dir)}`",
+        made_by = command or f"pystatsml-tl report {output_dir}"
+        lines += ["## How this report was made", "", f"- command: `{made_by}`",
                   "- parameters shared by all runs: " + ", ".join(f"`{k}={v!r}`" for k, v in shared.items()),
                   f"- device: {devices}", f"- versions: {versions}",
                   "- per run: `<experiment>[/<grid values>]/seed-<seed>/metrics.json` and "

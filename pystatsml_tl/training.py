@@ -131,10 +131,11 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
 
     Keywords: ``device`` (auto = CUDA when present), ``seed`` (reseeds every epoch: same seed,
     same numbers on CPU), ``progress`` (tqdm bars), ``checkpoint`` (a file written atomically after
-    every epoch by rank 0 of a data-parallel run; a run finds it and resumes from it). ``model`` may
-    be wrapped in DistributedDataParallel: losses and accuracies are then summed over the ranks. ``scheduler`` is stepped once per epoch, or
-    after every batch when its ``interval`` attribute is ``"batch"`` (see :mod:`pystatsml_tl.recipes`). A loss that becomes NaN or infinite stops
-    training with ``FloatingPointError`` naming the epoch.
+    every epoch by rank 0 of a data-parallel run; a run finds it and resumes from it). ``model``
+    may be wrapped in DistributedDataParallel: losses and accuracies are then summed over the
+    ranks. ``scheduler`` is stepped once per epoch, or after every batch when its ``interval``
+    attribute is ``"batch"`` (see :mod:`pystatsml_tl.recipes`). A loss that becomes NaN or
+    infinite stops training with ``FloatingPointError`` naming the epoch.
     """
     if not isinstance(num_epochs, int) or num_epochs <= 0:
         raise ValueError(f"num_epochs={num_epochs!r}: expected a positive integer")

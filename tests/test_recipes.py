@@ -149,7 +149,8 @@ def test_lr_find_restores_the_model_and_suggests_a_rate_that_trains():  # the sh
 @pytest.mark.parametrize("params, message", [
     ({"scheduler": "foo"}, "scheduler='foo': expected step | cosine | onecycle"),
     ({"lr_decay": 0}, "lr_decay=0.0: expected a number in (0, 1]"),
-    ({"experiment": "two-stage", "freeze_epochs": 3, "epochs": 3}, "freeze_epochs=3: expected an integer in [1, epochs=3)"),
+    ({"experiment": "two-stage", "freeze_epochs": 3, "epochs": 3},
+     "freeze_epochs=3: expected an integer in [1, epochs=3)"),
     ({"warmup_epochs": 5, "epochs": 5}, "warmup_epochs=5"),
     ({"label_smoothing": 1.0}, "label_smoothing=1.0"),
     ({"weight_decay": -1e-4}, "weight_decay=-0.0001"),

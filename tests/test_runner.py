@@ -41,7 +41,8 @@ def test_smoke_run_writes_the_full_report(tmp_path, capsys):
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 2 * len(names) and set(runs["seed"]) == {0, 1} and (runs["status"] == "ok").all()
     comparisons = pd.read_csv(out / "comparisons.csv")
-    assert len(comparisons) == len(names) * (len(names) - 1) // 2 and (comparisons["test"] == "paired-t").all() and (comparisons["n"] == 2).all()
+    assert len(comparisons) == len(names) * (len(names) - 1) // 2
+    assert (comparisons["test"] == "paired-t").all() and (comparisons["n"] == 2).all()
     assert (comparisons["p_adjusted"].fillna(1) >= comparisons["p_value"].fillna(1)).all()
     report = (out / "summary.md").read_text()
     assert all(f"| {name} |" in report for name in names)

@@ -1,0 +1,61 @@
+"""The report's tables and words, from constructed runs (no training)."""
+import numpy as np
+import pytest
+from scipy import stats
+
+from pystatsml_tl.report import comparison_sentence, comparison_table, runs_table, summary_table
+from pystatsml_tl.statistics import wilson_interval
+
+
+def fake_run(experiment, seed, correct, n=100, lr=0.001):
+    """A complete run whose first ``correct`` of ``n`` test predictions are right."""
+    targets = [0] * n
+    predictions = [0] * correct + [1] * (n - correct)
+    return {"experiment": experiment, "parameters": {"experiment": experiment, "seed": seed, "lr": lr,
+                                                     "dataset": "synthetic", "output_dir": f"/x/{seed}"},
+            "settings": {"strategy": "finetune", "optimizer": "sgd", "weights": "none"},
+            "history": {"val_acc": [0.5, correct / n]}, "best_epoch": 1, "test_acc": correct / n,
+            "test_acc_ci": list(wilson_interval(correct, n)), "seconds": 1.0, "device": "cpu",
+            "test_predictions": predictions, "test_targets": targets, "path": f"{experiment}/seed-{seed}"}
+
+
+def test_summary_and_paired_comparison_over_seeds():
+    a = [fake_run("finetune-sgd", s, c) for s, c in enumerate([90, 92, 95])]
+    b = [fake_run("extractor-sgd", s, c) for s, c in enumerate([80, 85, 84])]
+    summary = summary_table(a + b)
+    assert summary["experiment"].tolist() == ["finetune-sgd", "extractor-sgd"]
+    row = summary.iloc[0]
+    low, high = stats.t.interval(0.95, 2, loc=np.mean([90, 92, 95]), scale=stats.sem([90, 92, 95]))
+    assert (row.n_seeds, row.test_acc_mean, row.ci) == (3, pytest.approx(92.33, abs=0.01), "t")
+    assert (row.test_acc_ci_low, row.test_acc_ci_high) == pytest.approx((low, high), abs=0.01)
+    comparisons = comparison_table(a + b)
+    assert len(comparisons) == 1
+    c = comparisons.iloc[0]
+    assert (c.a, c.b, c.differs_in, c.n, c.test) == ("finetune-sgd", "extractor-sgd", "experiment", 3, "paired-t")
+    assert c.diff_mean == pytest.approx(np.mean([10, 7, 11]), abs=0.01) and c.prob_improvement == 1.0
+    assert c.p_value == pytest.approx(stats.ttest_rel([0.90, 0.92, 0.95], [0.80, 0.85, 0.84]).pvalue)
+    assert c.p_adjusted == pytest.approx(c.p_value)  # one comparison: Holm changes nothing
+    assert len(runs_table(a + b)) == 6
+
+
+def test_one_seed_uses_mcnemar_and_grid_values_make_columns():
+    runs = [fake_run("finetune-sgd", 0, 90, lr=0.001), fake_run("finetune-sgd", 0, 70, lr=0.01),
+            fake_run("extractor-sgd", 0, 88, lr=0.001)]
+    table = runs_table(runs)
+    assert list(table.columns[:3]) == ["experiment", "lr", "seed"]
+    comparisons = comparison_table(runs)
+    assert sorted(comparisons.differs_in) == ["experiment", "lr"]  # not the pair that differs in both
+    assert (comparisons.test == "mcnemar").all()
+    lr_row = comparisons[comparisons.differs_in == "lr"].iloc[0]
+    assert lr_row.p_value == pytest.approx(stats.binomtest(20, 20, 0.5).pvalue)
+    adjusted = sorted(comparisons.p_adjusted)
+    assert adjusted[0] == pytest.approx(2 * min(comparisons.p_value))  # Holm over the report's 2 pairs
+
+
+def test_sentences_name_the_winner_with_its_interval_or_say_it_cannot_be_told():
+    row = {"a": "A", "b": "B", "n": 5, "diff_mean": -5.1, "diff_ci_low": -7.2, "diff_ci_high": -3.0,
+           "p_adjusted": 0.004, "test": "paired-t"}
+    assert comparison_sentence(row) == ("B beats A by 5.1 points (95 % CI 3.0 to 7.2, p = 0.004 after Holm's "
+                                        "adjustment, 5 paired seeds)")
+    row |= {"p_adjusted": 0.2, "diff_ci_high": 1.0}
+    assert comparison_sentence(row).startswith("A and B cannot be told apart at n = 5 (difference -5.1 points")
