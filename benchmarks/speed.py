@@ -7,13 +7,18 @@ synthetic CIFAR-sized data, ResNet18 with random weights (speed does not depend 
   Normalize in a DataLoader, and its training loop (``loss.item()`` every batch, the frozen
   backbone left in train mode and run every epoch);
 - ``package``: ``pystatsml_tl`` (tensor-resident batches; for the extractor, features computed
-  once and kept on disk, so the second extractor experiment reuses them).
+  once and kept on disk, so the second extractor experiment reuses them), with ``precision``
+  fp32 and bf16;
+- ``floor``: one forward pass of the backbone over all the images (fp32, channels_last, no
+  grad), already normalized, nothing else: no extractor can be faster.
 
     python benchmarks/speed.py                      # 50000/10000 images, 5 epochs (long on a CPU)
     python benchmarks/speed.py --train 5000 --test 1000 --epochs 2     # a quick look
 
-It prints a table of wall seconds, images per second (image passes, train + test, per second)
-and peak memory of each run, then the ratios.
+Every measurement is repeated (``--repeats``, default 3), each time in a fresh process with an
+empty feature cache; the table gives the minimum and the median wall seconds, images per second
+(image passes, train + test, per second, from the median) and peak memory, then the ratios of
+the medians.
 """
 from __future__ import annotations
 
@@ -93,6 +98,31 @@ def tutorial_procedure(config: dict) -> dict:
     return {"seconds": time.time() - started, "test_acc": best[0]}
 
 
+def floor_procedure(config: dict) -> dict:
+    """One forward pass of ResNet18 (fp32, channels_last, eval, no grad) over every image."""
+    import torch
+    import torchvision
+
+    from pystatsml_tl.loaders import BatchTransform
+    from pystatsml_tl.synthetic import make_synthetic
+
+    transform = BatchTransform("tutorial", 32)
+    batches = []
+    for split, n in (("train", config["train"]), ("test", config["test"])):
+        images = torch.from_numpy(make_synthetic("target", n, seed=0, split=split)[0]).permute(0, 3, 1, 2)
+        batches += [transform(images[i:i + config["batch_size"]]).contiguous(memory_format=torch.channels_last)
+                    for i in range(0, n, config["batch_size"])]
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18()
+    model.fc = torch.nn.Identity()
+    model = model.to(memory_format=torch.channels_last).eval()
+    started = time.time()
+    with torch.no_grad():
+        for batch in batches:
+            model(batch)
+    return {"seconds": time.time() - started, "test_acc": float("nan")}
+
+
 def package_procedure(config: dict) -> dict:
     """The same experiment through pystatsml_tl."""
     from pystatsml_tl.experiments import build_model, prepare_data, train_experiment
@@ -102,7 +132,8 @@ def package_procedure(config: dict) -> dict:
     params = validate_parameters({
         "experiment": experiment, "dataset": "synthetic", "weights": "none", "epochs": config["epochs"],
         "batch_size": config["batch_size"], "val_fraction": 0.0, "train_subset": config["train"],
-        "test_subset": config["test"], "progress": False, "device": config["device"]})
+        "test_subset": config["test"], "progress": False, "device": config["device"],
+        "precision": config.get("precision", "fp32")})
     data = prepare_data(params)  # generating the synthetic images is timed by neither procedure
     model = build_model(params, data.num_classes)
     started = time.time()
@@ -120,7 +151,8 @@ def run_child(config: dict, cache_dir: str) -> dict:
 
 
 def child_main(config: dict) -> None:
-    result = (tutorial_procedure if config["procedure"] == "tutorial" else package_procedure)(config)
+    procedures = {"tutorial": tutorial_procedure, "package": package_procedure, "floor": floor_procedure}
+    result = procedures[config["procedure"]](config)
     result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(json.dumps(result))
 
@@ -135,56 +167,84 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--which", default="extractor,finetune", help="extractor, finetune or both")
+    parser.add_argument("--which", default="extractor,bf16,finetune",
+                        help="comma-separated among extractor (with the floor), bf16, finetune")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement (default 3)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child_main(json.loads(args.child))
         return
-    for name in ("train", "test", "epochs", "batch_size"):
+    for name in ("train", "test", "epochs", "batch_size", "repeats"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a positive integer")
     base = {"epochs": args.epochs, "batch_size": args.batch_size, "device": args.device}
-    rows = []
-    with tempfile.TemporaryDirectory() as cache_dir:
-        if "extractor" in args.which:
-            sizes = {"train": args.train, "test": args.test}
-            for procedure in ("tutorial", "package"):
+    runs: dict[str, list[dict]] = {}  # label -> one result per repeat
+
+    def measure(label: str, config: dict, cache_dir: str) -> None:
+        result = config | run_child(config, cache_dir)
+        runs.setdefault(label, []).append(result)
+        print(f"done: {label} {result['seconds']:.1f}s", file=sys.stderr)
+
+    for _ in range(args.repeats):  # interleaved, so that a slower spell of the machine hits every row alike
+        with tempfile.TemporaryDirectory() as cache_dir:
+            if "extractor" in args.which:
+                sizes = {"train": args.train, "test": args.test}
+                measure("floor", base | sizes | {"procedure": "floor", "strategy": "floor", "optimizer": "-"},
+                        cache_dir)
                 for optimizer in ("sgd", "adam"):
-                    config = base | sizes | {"procedure": procedure, "strategy": "extractor", "optimizer": optimizer}
-                    rows.append(config | run_child(config, cache_dir))
-                    print(f"done: {procedure} extractor-{optimizer} {rows[-1]['seconds']:.1f}s", file=sys.stderr)
-        if "finetune" in args.which:
-            sizes = {"train": args.finetune_train or args.train, "test": args.finetune_test or args.test}
-            for procedure in ("tutorial", "package"):
-                config = base | sizes | {"procedure": procedure, "strategy": "finetune", "optimizer": "sgd"}
-                rows.append(config | run_child(config, cache_dir))
-                print(f"done: {procedure} finetune-sgd {rows[-1]['seconds']:.1f}s", file=sys.stderr)
-    print_table(rows)
+                    config = base | sizes | {"procedure": "tutorial", "strategy": "extractor", "optimizer": optimizer}
+                    measure(f"tutorial extractor-{optimizer}", config, cache_dir)
+                for optimizer in ("sgd", "adam"):  # adam reuses the features sgd computed
+                    config = base | sizes | {"procedure": "package", "strategy": "extractor", "optimizer": optimizer}
+                    measure(f"package extractor-{optimizer}", config, cache_dir)
+            if "bf16" in args.which:
+                with tempfile.TemporaryDirectory() as bf16_cache:
+                    config = base | {"train": args.train, "test": args.test, "procedure": "package",
+                                     "strategy": "extractor", "optimizer": "sgd", "precision": "bf16"}
+                    measure("package extractor-sgd bf16", config, bf16_cache)
+            if "finetune" in args.which:
+                sizes = {"train": args.finetune_train or args.train, "test": args.finetune_test or args.test}
+                for procedure in ("tutorial", "package"):
+                    config = base | sizes | {"procedure": procedure, "strategy": "finetune", "optimizer": "sgd"}
+                    measure(f"{procedure} finetune-sgd", config, cache_dir)
+    print_table(runs)
 
 
-def print_table(rows: list[dict]) -> None:
-    print("| run | procedure | images (train/test) x epochs | wall s | images/s | peak MiB | test acc |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        passes = (r["train"] + r["test"]) * r["epochs"]
+def print_table(runs: dict[str, list[dict]]) -> None:
+    """The table (min and median of the repeats) and the ratios of the medians."""
+    import statistics
+
+    print("| run | images (train/test) x epochs | repeats | wall s min | wall s median | images/s | peak MiB "
+          "| test acc |")
+    print("|---|---|---|---|---|---|---|---|")
+    median = {label: statistics.median(r["seconds"] for r in results) for label, results in runs.items()}
+    for label, results in runs.items():
+        r = results[0]
+        passes = (r["train"] + r["test"]) * (1 if r["procedure"] == "floor" else r["epochs"])
         note = " (features reused from disk)" if r.get("feature_cache_reused") else ""
-        print(f"| {r['strategy']}-{r['optimizer']}{note} | {r['procedure']} | {r['train']}/{r['test']} x {r['epochs']} "
-              f"| {r['seconds']:.1f} | {passes / r['seconds']:.0f} | {r['peak_mib']:.0f} | {100 * r['test_acc']:.1f} |")
-
-    def seconds(procedure, strategy, optimizer=None):
-        return sum(r["seconds"] for r in rows if r["procedure"] == procedure and r["strategy"] == strategy
-                   and optimizer in (None, r["optimizer"]))
-
+        accuracy = "-" if r["procedure"] == "floor" else \
+            f"{100 * statistics.median(x['test_acc'] for x in results):.1f}"
+        print(f"| {label}{note} | {r['train']}/{r['test']} x {1 if r['procedure'] == 'floor' else r['epochs']} "
+              f"| {len(results)} | {min(x['seconds'] for x in results):.1f} | {median[label]:.1f} "
+              f"| {passes / median[label]:.0f} | {max(x['peak_mib'] for x in results):.0f} | {accuracy} |")
     print()
-    if any(r["strategy"] == "extractor" for r in rows):
-        one = seconds("tutorial", "extractor", "sgd") / seconds("package", "extractor", "sgd")
-        both = seconds("tutorial", "extractor") / seconds("package", "extractor")
-        print(f"extractor, one experiment: the package takes {one:.1f}x less wall time than the tutorial's procedure")
-        print(f"extractor, both experiments: {both:.1f}x less")
-    if any(r["strategy"] == "finetune" for r in rows):
-        ratio = seconds("tutorial", "finetune") / seconds("package", "finetune")
-        print(f"fine-tuning: the package is {ratio:.2f}x the tutorial's speed (per epoch, same images)")
+
+    def ratio(numerator: list[str], denominator: list[str]) -> float:
+        return sum(median[k] for k in numerator) / sum(median[k] for k in denominator)
+
+    if "tutorial extractor-sgd" in median:
+        tutorial, package = "tutorial extractor-", "package extractor-"
+        both = ratio([tutorial + "sgd", tutorial + "adam"], [package + "sgd", package + "adam"])
+        print(f"extractor, one experiment: {ratio([tutorial + 'sgd'], [package + 'sgd']):.1f}x less wall time "
+              f"than the tutorial's procedure; both: {both:.1f}x")
+        print(f"extractor against the floor (one forward pass): {ratio([package + 'sgd'], ['floor']):.2f}x the floor")
+        if "package extractor-sgd bf16" in median:
+            print(f"extractor with precision=bf16: {ratio([tutorial + 'sgd'], ['package extractor-sgd bf16']):.1f}x "
+                  "less wall time than the tutorial's procedure")
+    if "tutorial finetune-sgd" in median:
+        print(f"fine-tuning: the package is {ratio(['tutorial finetune-sgd'], ['package finetune-sgd']):.2f}x the "
+              "tutorial's speed (per epoch, same images)")
 
 
 if __name__ == "__main__":
