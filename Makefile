@@ -27,7 +27,7 @@ notebooks: $(STAMP)  ## re-execute the committed notebooks with the smoke profil
 	$(BIN)/python -m pystatsml_tl.notebooks
 
 benchmark: $(STAMP)
-	$(BIN)/python benchmarks/speed.py --finetune-train 5000 --finetune-test 1000
+	$(BIN)/python benchmarks/speed.py --train 10000 --test 2000 --finetune-train 1000 --finetune-test 200 --repeats 3
 
 clean:
 	rm -rf $(VENV) build *.egg-info
