@@ -24,6 +24,7 @@ from .data import DataLoaders, resolve_device
 from .distributed import gather_objects, is_main_process, rank_and_world, synchronize
 from .loaders import TensorLoader
 from .models import get_head, head_name, set_head
+from .parameters import PRECISIONS
 from .storage import cache_dir as resolve_cache_dir
 from .storage import file_lock, torch_save_atomic
 
@@ -123,7 +124,9 @@ def in_order(loader):
                                        num_workers=loader.num_workers, pin_memory=loader.pin_memory)
 
 
-PRECISIONS = ("fp32", "bf16")
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
 
 
 @torch.no_grad()
@@ -136,8 +139,7 @@ def extract_features(model: nn.Module, loader, device: str | torch.device = "aut
     cores on GPUs): faster, and the features differ from fp32 in their last digits (bfloat16 keeps
     8 bits of mantissa). Returns (features float32 (N, D), labels int64 (N,)) on the CPU.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+    _check_precision(precision)
     device = resolve_device(device)
     name, head = head_name(model), get_head(model)
     was_training = model.training
@@ -220,8 +222,7 @@ def cached_feature_loaders(model: nn.Module, dataloaders: DataLoaders, *, descri
     take turns on an entry, so the second one reuses what the first computed; the workers of a
     data-parallel run share the extraction out and rank 0 writes the entry.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+    _check_precision(precision)
     sources = {split: image_source(loader) for split, loader in dataloaders.items()}
     by_images: dict[str, list[str]] = {}
     for split, source in sources.items():

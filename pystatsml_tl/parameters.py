@@ -26,6 +26,7 @@ TUTORIAL_EXPERIMENTS = ("finetune-sgd", "finetune-adam", "extractor-sgd", "extra
 
 NORMALIZATIONS = ("tutorial", "imagenet")
 SCHEDULERS = ("step", "cosine", "onecycle")
+PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 BUILTIN_DATASETS = ("cifar10", "synthetic")
 
@@ -208,7 +209,7 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
     _require(p["device"] in DEVICES, "device", p["device"], " | ".join(DEVICES))
     _require(p["nproc_per_node"] == "auto" or (p["nproc_per_node"].isdigit() and int(p["nproc_per_node"]) > 0),
              "nproc_per_node", p["nproc_per_node"], "a positive integer or auto")
-    _require(p["precision"] in ("fp32", "bf16"), "precision", p["precision"], "fp32 or bf16")
+    _require(p["precision"] in PRECISIONS, "precision", p["precision"], " or ".join(PRECISIONS))
     _require(p["scheduler"] in SCHEDULERS, "scheduler", p["scheduler"], " | ".join(SCHEDULERS))
     _require(0 <= p["warmup_epochs"] < p["epochs"], "warmup_epochs", p["warmup_epochs"],
              f"an integer in [0, epochs={p['epochs']})")

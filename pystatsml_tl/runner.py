@@ -73,11 +73,10 @@ def prepare_resources(plan: RunPlan) -> None:
     from .models import fetch_imagenet_weights
     from .pretraining import pretrained_backbone_path
 
-    needs = {(params["dataset"], params["data_dir"], experiment_settings(params)["weights"], params["arch"])
-             for _, params in plan.runs}
-    for dataset, data_dir, weights, arch in sorted(needs, key=repr):
-        if dataset == "cifar10":
-            load_cifar10_arrays(data_dir)
+    runs = [params for _, params in plan.runs]  # each resource once, however many runs share it
+    for data_dir in sorted({p["data_dir"] for p in runs if p["dataset"] == "cifar10"}, key=repr):
+        load_cifar10_arrays(data_dir)
+    for weights, arch in sorted({(experiment_settings(p)["weights"], p["arch"]) for p in runs}):
         if weights == "imagenet":
             fetch_imagenet_weights(arch)
         elif weights == "synthetic":
