@@ -20,7 +20,7 @@ run: $(STAMP)  ## all experiments, report in reports/ (PROFILE=smoke|quick|tutor
 	$(BIN)/pystatsml-tl run --profile $(PROFILE)
 
 test: $(STAMP)  ## unit tests, then the committed notebooks under nbval
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --durations=15
 	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 notebooks: $(STAMP)  ## re-execute the committed notebooks with the smoke profile

@@ -75,9 +75,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
     pre = commands.add_parser("pretrain", help="pretrain a backbone on a source task (reused once saved)")
     pre.add_argument("--arch", default="resnet18")
-    pre.add_argument("--source", default="synthetic-source", help="synthetic-source, cifar10 or an image folder")
-    for name, kind in (("epochs", int), ("batch-size", int), ("lr", float), ("train-size", int), ("seed", int)):
-        pre.add_argument(f"--{name}", type=kind, default=None, help="default: the package's recipe")
+    pre.add_argument("--source", default="fractals",
+                     help="fractals (default: formula-driven), synthetic-source, cifar10 or an image folder")
+    pre.add_argument("--recipe", default="default",
+                     help="default (minutes on a CPU) or long (for a GPU); the options below override it")
+    for name, kind in (("epochs", int), ("batch-size", int), ("lr", float), ("weight-decay", float),
+                       ("train-size", int), ("test-size", int), ("seed", int), ("keep-blocks", int)):
+        pre.add_argument(f"--{name}", type=kind, default=None, help="default: the recipe's")
     pre.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     pre.add_argument("--force", action="store_true", help="retrain even if a saved backbone matches")
     return parser
@@ -173,19 +177,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "pretrain":
         from .errors import ResourceUnavailableError
-        from .pretraining import pretrain
+        from .pretraining import DEFAULT_RECIPE, pretrain
 
         try:
-            backbone = pretrain(args.arch, args.source, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                train_size=args.train_size, seed=args.seed, device=args.device, force=args.force)
+            settings = {name: getattr(args, name) for name in DEFAULT_RECIPE}
+            backbone = pretrain(args.arch, args.source, recipe=args.recipe, device=args.device, force=args.force,
+                                **settings)
         except ValueError as error:
             parser.error(str(error))
         except ResourceUnavailableError as error:
             print(error, file=sys.stderr)
             return 1
         print(backbone.path)
-        print(f"source test accuracy {100 * backbone.card['source_test_acc']:.1f}% "
-              f"({len(backbone.card['classes'])} classes, {backbone.card['epochs']} epochs)")
+        card = backbone.card
+        print(f"source test accuracy {100 * card['source_test_acc']:.1f}% ({len(card['class_names'])} classes, "
+              f"{card['epochs']} epochs); kept {', '.join(card['kept_blocks'])}, re-initialised "
+              f"{', '.join(card['reinitialized_blocks']) or 'nothing'}")
         return 0
     if args.command == "notebooks":
         from .notebooks import copy_notebooks

@@ -1,4 +1,4 @@
-"""Datasets and their loaders: CIFAR-10, the synthetic tasks, and image folders.
+"""Datasets and their loaders: CIFAR-10, the synthetic tasks, formula-driven fractals, and image folders.
 
 :func:`load_data` returns a :class:`DataLoaders` dict keyed ``"train"``, ``"val"`` (when
 ``val_fraction > 0``) and ``"test"``. In-memory datasets (CIFAR-10, synthetic) are served by a
@@ -15,12 +15,14 @@ from PIL import Image
 
 from .distributed import RankBatchSampler
 from .errors import ResourceUnavailableError
+from .formulas import FRACTAL_CLASSES, make_fractals
 from .loaders import NORMALIZATION_STATS, BatchTransform, ImageArrayDataset, TensorLoader
 from .storage import data_dir as resolve_data_dir
 from .synthetic import class_names, make_synthetic
 
 SYNTHETIC_SIZES = {"train": 50_000, "test": 10_000}
 SYNTHETIC_DATASETS = {"synthetic": "target", "synthetic-source": "source"}
+FRACTAL_SIZES = {"train": 10_000, "test": 1_000}
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 
@@ -121,6 +123,18 @@ def load_synthetic_arrays(task: str = "target", train_size: int = SYNTHETIC_SIZE
     return datasets
 
 
+def load_fractal_arrays(train_size: int = FRACTAL_SIZES["train"], test_size: int = FRACTAL_SIZES["test"],
+                        seed: int = 0, num_classes: int = FRACTAL_CLASSES) -> dict[str, ImageArrayDataset]:
+    """Render the formula-driven source task (see :mod:`pystatsml_tl.formulas`) as datasets keyed
+    ``train`` and ``test``; classes are named ``ifs-00``, ``ifs-01``, ..."""
+    names = [f"ifs-{k:02d}" for k in range(num_classes)]
+    datasets = {}
+    for split, size in (("train", train_size), ("test", test_size)):
+        images, labels = make_fractals(size, num_classes, seed=seed, split=split)
+        datasets[split] = ImageArrayDataset.from_hwc(images, labels, names)
+    return datasets
+
+
 def _tensor_loaders(datasets: dict[str, ImageArrayDataset], name: str, batch_size: int, val_fraction: float,
                     train_subset: int | None, test_subset: int | None, normalize: str, image_size: int,
                     augment: bool, seed: int, device: torch.device) -> DataLoaders:
@@ -207,8 +221,8 @@ def load_data(dataset: str = "cifar10", *, data_dir: str | os.PathLike | None = 
     """Load a dataset and return its loaders keyed ``train``, ``val`` (if ``val_fraction > 0``) and ``test``.
 
     ``dataset`` is ``cifar10`` (downloaded on first use into ``data_dir``), ``synthetic`` (the
-    10-class offline target task; ``synthetic-source`` is the 22-class pretraining task) or the
-    path of an image folder with ``train/`` and ``test/`` (or ``val/``) subfolders of class folders.
+    10-class offline target task; ``synthetic-source`` is its 22-class source task), ``fractals``
+    (the formula-driven source task of the offline backbone) or the path of an image folder with ``train/`` and ``test/`` (or ``val/``) subfolders of class folders.
     The validation split is drawn from the training set with ``seed``; ``train_subset`` and
     ``test_subset`` keep that many seeded random images. Only training batches are augmented.
     """
@@ -223,9 +237,13 @@ def load_data(dataset: str = "cifar10", *, data_dir: str | os.PathLike | None = 
         arrays = load_synthetic_arrays(SYNTHETIC_DATASETS[dataset], train_subset or SYNTHETIC_SIZES["train"],
                                        test_subset or SYNTHETIC_SIZES["test"], seed=seed)
         return _tensor_loaders(arrays, dataset, device=device, **common | {"train_subset": None, "test_subset": None})
+    if dataset == "fractals":
+        arrays = load_fractal_arrays(train_subset or FRACTAL_SIZES["train"], test_subset or FRACTAL_SIZES["test"],
+                                     seed=seed)
+        return _tensor_loaders(arrays, dataset, device=device, **common | {"train_subset": None, "test_subset": None})
     root = Path(dataset).expanduser()
     if not root.is_dir():
-        raise ValueError(f"dataset={dataset!r}: expected cifar10, synthetic, synthetic-source or an existing "
+        raise ValueError(f"dataset={dataset!r}: expected cifar10, synthetic, synthetic-source, fractals or an existing "
                          "image folder")
     if not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"num_workers={num_workers!r}: expected an integer >= 0")

@@ -1,7 +1,13 @@
 """Pretrain a backbone on a source task, save it with a JSON card, and find it again by its key.
 
-Offline, the source task is the synthetic ``source`` task (22 classes, disjoint from the 10 target
-classes but drawn from the same shapes and colours): ImageNet -> CIFAR-10 in miniature.
+Offline, the default source is formula-driven (:mod:`pystatsml_tl.formulas`): 40 classes of
+fractals, each an iterated function system, rendered on 1/f noise. No natural image, digit,
+letter or glyph is involved. The early blocks of the trained network are kept (a ResNet's stem
+to ``layer3``: edge, colour, texture and part filters); the last one, which specialises in
+telling fractals apart, is put back to seeded random weights (its BatchNorm statistics
+re-estimated on the source images), because fine-tuning from it was worse than from scratch on
+real images (Yosinski et al. 2014: the last layers of a network are the least transferable;
+measurements in ``benchmarks/README.md``).
 """
 from __future__ import annotations
 
@@ -17,17 +23,29 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__
+from . import __version__, formulas
 from .data import load_data
 from .models import check_arch, read_state_dict
+from .recipes import make_scheduler, parameter_blocks
 from .storage import cache_dir as resolve_cache_dir
 from .storage import file_lock, torch_save_atomic, write_json_atomic
 from .training import best_epoch, train_val_model
 
-DEFAULT_SOURCE = "synthetic-source"
-DEFAULT_RECIPE: dict[str, Any] = {"epochs": 4, "batch_size": 50, "lr": 1e-3, "train_size": 4400,
-                                  "test_size": 1100, "seed": 0}
-"""Source-task training settings of the default offline backbone (about two minutes on 2 CPU cores)."""
+DEFAULT_SOURCE = "fractals"
+BUILTIN_SOURCES = ("fractals", "synthetic-source", "cifar10")
+DEFAULT_RECIPE: dict[str, Any] = {"epochs": 5, "batch_size": 64, "lr": 2e-3, "weight_decay": 0.05,
+                                  "train_size": 10_000, "test_size": 1_000, "seed": 0, "keep_blocks": 4}
+"""Settings of the default offline backbone: AdamW with a one-cycle schedule and label smoothing,
+about three minutes on 2 CPU cores. ``keep_blocks``: blocks kept from the stem on (4 = the stem
+and ``layer1`` to ``layer3`` of a ResNet); the others are re-initialised."""
+RECIPES: dict[str, dict[str, Any]] = {
+    "default": DEFAULT_RECIPE,
+    "long": DEFAULT_RECIPE | {"epochs": 30, "batch_size": 256, "lr": 4e-3, "train_size": 100_000,
+                              "test_size": 5_000},
+}
+"""Named pretraining recipes: ``default`` (CPU, minutes) and ``long`` (ten times the images, six
+times the epochs: for a GPU, about 40 minutes on 2 CPU cores per epoch)."""
+_INTEGER_SETTINGS = ("epochs", "batch_size", "train_size", "test_size", "keep_blocks")
 
 
 @dataclass
@@ -39,12 +57,23 @@ class PretrainedBackbone:
 
 
 def _source_name(source: str) -> str:
-    return source if source in ("cifar10", DEFAULT_SOURCE) else str(Path(source).expanduser().resolve())
+    return source if source in BUILTIN_SOURCES else str(Path(source).expanduser().resolve())
+
+
+def source_settings(source: str) -> dict[str, Any]:
+    """What defines the images of ``source`` beyond its name: for ``fractals``, the generator, its
+    version and settings (a new version of the generator gives a new backbone key)."""
+    if source != "fractals":
+        return {}
+    return {"generator": formulas.GENERATOR, "generator_version": formulas.VERSION,
+            "classes": formulas.FRACTAL_CLASSES, "jitter": formulas.DEFAULT_JITTER}
 
 
 def backbone_key(arch: str, source: str, recipe: dict[str, Any]) -> str:
-    """The key a pretrained backbone is saved and found under: arch, source and training settings."""
-    text = json.dumps({"arch": arch, "source": _source_name(source), **recipe}, sort_keys=True)
+    """The key a pretrained backbone is saved and found under: arch, source (with its generator's
+    version) and training settings."""
+    text = json.dumps({"arch": arch, "source": _source_name(source), **source_settings(source), **recipe},
+                      sort_keys=True)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
@@ -52,7 +81,7 @@ def backbone_path(arch: str = "resnet18", source: str = DEFAULT_SOURCE, recipe: 
                   cache_dir: str | os.PathLike | None = None) -> Path:
     """Where the backbone for (arch, source, recipe) is kept; its card is the same path with ``.json``."""
     recipe = DEFAULT_RECIPE | (recipe or {})
-    label = source if source in ("cifar10", DEFAULT_SOURCE) else Path(source).name
+    label = source if source in BUILTIN_SOURCES else Path(source).name
     return resolve_cache_dir(cache_dir) / "pretrained" / f"{arch}-{label}-{backbone_key(arch, source, recipe)}.pt"
 
 
@@ -67,32 +96,93 @@ def load_card(path: str | os.PathLike) -> dict[str, Any] | None:
     return card
 
 
-def pretrain(arch: str = "resnet18", source: str = DEFAULT_SOURCE, *, epochs: int | None = None,
-             batch_size: int | None = None, lr: float | None = None, train_size: int | None = None,
-             test_size: int | None = None, seed: int | None = None, data_dir: str | os.PathLike | None = None,
-             cache_dir: str | os.PathLike | None = None, device: str = "auto", force: bool = False,
-             progress: bool = True) -> PretrainedBackbone:
+def pretraining_recipe(recipe: str = "default", **settings: Any) -> dict[str, Any]:
+    """The named ``recipe`` with ``settings`` (those not None) over it, checked."""
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe={recipe!r}: expected one of {', '.join(RECIPES)}")
+    unknown = set(settings) - set(DEFAULT_RECIPE)
+    if unknown:
+        raise ValueError(f"{min(unknown)}: not a pretraining setting; expected one of {', '.join(DEFAULT_RECIPE)}")
+    chosen = RECIPES[recipe] | {k: v for k, v in settings.items() if v is not None}
+    for name in _INTEGER_SETTINGS:
+        if not isinstance(chosen[name], int) or chosen[name] <= 0:
+            raise ValueError(f"{name}={chosen[name]!r}: expected a positive integer")
+    if not isinstance(chosen["lr"], (int, float)) or not chosen["lr"] > 0:
+        raise ValueError(f"lr={chosen['lr']!r}: expected a positive number")
+    if not isinstance(chosen["weight_decay"], (int, float)) or not chosen["weight_decay"] >= 0:
+        raise ValueError(f"weight_decay={chosen['weight_decay']!r}: expected a non-negative number")
+    return chosen
+
+
+def pretrain(arch: str = "resnet18", source: str = DEFAULT_SOURCE, *, recipe: str = "default",
+             data_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+             device: str = "auto", force: bool = False, progress: bool = True,
+             **settings: Any) -> PretrainedBackbone:
     """Train ``arch`` from random weights on ``source`` and save it, or reuse the saved one.
 
-    ``source``: ``synthetic-source`` (default), ``cifar10`` or an image folder. Unset settings
-    take :data:`DEFAULT_RECIPE`. The state dict and a JSON card (arch, source, classes, epochs,
-    seed, source accuracy, package version) are written atomically into the cache directory;
-    a later call with the same key finds them and returns at once (``force=True`` retrains).
+    ``source``: ``fractals`` (default), ``synthetic-source`` (the coloured shapes of the first
+    release), ``cifar10`` or an image folder. ``recipe`` names the settings (:data:`RECIPES`);
+    keyword ``settings`` (``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``train_size``,
+    ``test_size``, ``seed``, ``keep_blocks``) override them. The state dict and a JSON card (arch,
+    source and its generator, classes, settings, kept blocks, source accuracy, package version)
+    are written atomically into the cache directory; a later call with the same key finds them and
+    returns at once (``force=True`` retrains).
     """
     check_arch(arch)
-    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "train_size": train_size,
-             "test_size": test_size, "seed": seed}
-    recipe = DEFAULT_RECIPE | {k: v for k, v in given.items() if v is not None}
-    for name in ("epochs", "batch_size", "train_size", "test_size"):
-        if not isinstance(recipe[name], int) or recipe[name] <= 0:
-            raise ValueError(f"{name}={recipe[name]!r}: expected a positive integer")
-    if not recipe["lr"] > 0:
-        raise ValueError(f"lr={recipe['lr']!r}: expected a positive number")
-    path = backbone_path(arch, source, recipe, cache_dir)
+    chosen = pretraining_recipe(recipe, **settings)
+    if source not in BUILTIN_SOURCES and not Path(source).expanduser().is_dir():
+        raise ValueError(f"source={source!r}: expected {', '.join(BUILTIN_SOURCES)} or an existing image folder")
+    path = backbone_path(arch, source, chosen, cache_dir)
     with file_lock(path.with_suffix(".lock")):  # a second process waits, then reuses what the first saved
         if not force and (card := load_card(path)) is not None:
             return PretrainedBackbone(path, card)
-        return _pretrain_and_save(arch, source, recipe, path, data_dir, device, progress)
+        return _pretrain_and_save(arch, source, chosen, path, data_dir, device, progress)
+
+
+def reinitialize_after(model: nn.Module, arch: str, keep_blocks: int, seed: int) -> tuple[list[str], list[str]]:
+    """Put every block of ``model`` after its first ``keep_blocks`` (see
+    :func:`~pystatsml_tl.recipes.parameter_blocks`) back to seeded random weights, buffers
+    included. Returns the names of the kept and of the re-initialised blocks (the head aside)."""
+    import torchvision
+
+    names = [name for name, _ in parameter_blocks(model)][:-1]
+    kept, reset = names[:keep_blocks], names[keep_blocks:]
+    torch.manual_seed(seed)
+    fresh = torchvision.models.get_model(arch, weights=None, num_classes=10).state_dict()
+    for key, value in model.state_dict().items():
+        if key in fresh and fresh[key].shape == value.shape and not key.startswith(_prefixes(kept)):
+            value.copy_(fresh[key])
+    return kept, reset
+
+
+def _prefixes(blocks: list[str]) -> tuple[str, ...]:
+    return tuple(f"{part}." for name in blocks for part in name.split("+"))
+
+
+def recalibrate_batchnorm(model: nn.Module, blocks: list[str], loader, max_images: int = 2000) -> None:
+    """Re-estimate the BatchNorm statistics of ``blocks`` from up to ``max_images`` of ``loader``
+    (a plain average over the batches), the other weights untouched. Random blocks put on top of
+    trained ones keep init statistics (mean 0, variance 1) that do not fit what flows into them
+    now: a frozen extractor would use those in eval mode."""
+    norms = [m for name, m in model.named_modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and f"{name}.".startswith(_prefixes(blocks))]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    was_training, seen = model.training, 0
+    model.train()
+    with torch.no_grad():
+        for inputs, _ in loader:
+            model(inputs)
+            seen += len(inputs)
+            if seen >= max_images:
+                break
+    model.train(was_training)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
 
 
 def _pretrain_and_save(arch: str, source: str, recipe: dict[str, Any], path: Path, data_dir, device: str,
@@ -104,16 +194,23 @@ def _pretrain_and_save(arch: str, source: str, recipe: dict[str, Any], path: Pat
 
     torch.manual_seed(recipe["seed"])
     model = torchvision.models.get_model(arch, weights=None, num_classes=data.num_classes)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe["lr"])
+    model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    scheduler = make_scheduler(optimizer, "onecycle", recipe["epochs"], len(data["train"]),
+                               warmup_epochs=1 if recipe["epochs"] > 1 else 0)
     print(f"Pretraining {arch} on {source} ({data.num_classes} classes, {data.sizes['train']} images, "
           f"{recipe['epochs']} epochs); saved to {path} for reuse", file=sys.stderr)
     started = time.time()
-    model, _, accuracies = train_val_model(model, nn.CrossEntropyLoss(), optimizer, data, recipe["epochs"],
-                                           device=device, seed=recipe["seed"], progress=progress)
-    card = {"arch": arch, "source": _source_name(source), "classes": data.classes, **recipe,
+    model, _, accuracies = train_val_model(model, nn.CrossEntropyLoss(label_smoothing=0.1), optimizer, data,
+                                           recipe["epochs"], scheduler, device=device, seed=recipe["seed"],
+                                           progress=progress)
+    kept, reset = reinitialize_after(model, arch, recipe["keep_blocks"], recipe["seed"] + 1)
+    recalibrate_batchnorm(model, reset, data["train"])
+    card = {"arch": arch, "source": _source_name(source), **source_settings(source), "class_names": data.classes,
+            **recipe, "kept_blocks": kept, "reinitialized_blocks": reset,
             "source_test_acc": accuracies["test"][best_epoch(accuracies)],
             "seconds": round(time.time() - started, 1), "package_version": __version__, "key": path.stem}
-    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    state = {k: v.cpu().contiguous() for k, v in model.state_dict().items()}
     torch_save_atomic(state, path)
     write_json_atomic(path.with_suffix(".json"), card)
     return PretrainedBackbone(path, card)

@@ -2,8 +2,9 @@ import json
 
 import pytest
 import torch
+import torchvision
 
-from pystatsml_tl import make_model, pretrain, profile_parameters
+from pystatsml_tl import formulas, make_model, pretrain, profile_parameters
 from pystatsml_tl import pretraining as pretraining_module
 from pystatsml_tl.cli import main
 from pystatsml_tl.experiments import run_experiment
@@ -15,9 +16,11 @@ def test_pretrain_saves_backbone_and_card_then_reuses_them(cache_dir, monkeypatc
     backbone = pretrain("resnet18", progress=False, **TINY)
     assert backbone.path.is_file() and backbone.path.parent == cache_dir / "pretrained"
     card = json.loads(backbone.path.with_suffix(".json").read_text())
-    assert card["arch"] == "resnet18" and card["source"] == "synthetic-source" and len(card["classes"]) == 22
+    assert card["arch"] == "resnet18" and card["source"] == "fractals" and len(card["class_names"]) == 40
+    assert card["generator"] == formulas.GENERATOR and card["generator_version"] == formulas.VERSION
     assert card["epochs"] == 1 and card["seed"] == 0 and 0 <= card["source_test_acc"] <= 1
-    assert card["package_version"]
+    assert card["kept_blocks"] == ["conv1+bn1", "layer1", "layer2", "layer3"]
+    assert card["reinitialized_blocks"] == ["layer4"] and card["package_version"]
 
     def fail(*args, **kwargs):
         raise AssertionError("pretrained again")
@@ -28,6 +31,22 @@ def test_pretrain_saves_backbone_and_card_then_reuses_them(cache_dir, monkeypatc
     model = make_model("resnet18", weights=str(backbone.path), num_classes=10)
     saved = torch.load(backbone.path, weights_only=True)
     assert torch.equal(model.conv1.weight, saved["conv1.weight"]) and model.fc.out_features == 10
+    # the deep blocks are seeded random weights again; the kept ones are trained
+    torch.manual_seed(card["seed"] + 1)
+    fresh = torchvision.models.resnet18(num_classes=10).state_dict()
+    assert torch.equal(saved["layer4.1.conv2.weight"], fresh["layer4.1.conv2.weight"])
+    assert torch.equal(saved["layer4.0.downsample.0.weight"], fresh["layer4.0.downsample.0.weight"])
+    assert not torch.equal(saved["layer4.0.bn1.running_var"], fresh["layer4.0.bn1.running_var"])  # re-estimated
+    assert not torch.equal(saved["layer1.0.conv1.weight"], fresh["layer1.0.conv1.weight"])
+
+
+def test_a_backbone_of_another_source_or_generator_version_is_not_reused(cache_dir, monkeypatch):
+    old = pretrain("resnet18", "synthetic-source", progress=False, **TINY)
+    assert old.card["source"] == "synthetic-source" and "generator" not in old.card
+    new_path = pretraining_module.backbone_path("resnet18", recipe=TINY, cache_dir=cache_dir)
+    assert new_path != old.path and new_path.name.startswith("resnet18-fractals-")
+    monkeypatch.setattr(formulas, "VERSION", formulas.VERSION + 1)  # the images changed: a new key
+    assert pretraining_module.backbone_path("resnet18", recipe=TINY, cache_dir=cache_dir) != new_path
 
 
 def test_a_damaged_backbone_is_trained_again(cache_dir):
@@ -37,13 +56,22 @@ def test_a_damaged_backbone_is_trained_again(cache_dir):
 
 
 def test_pretrain_command_and_bad_recipe(cache_dir, capsys):
-    assert main(["pretrain", "--epochs", "1", "--train-size", "200", "--batch-size", "50"]) == 0
+    assert main(["pretrain", "--epochs", "1", "--train-size", "200", "--test-size", "50", "--batch-size", "50"]) == 0
     out = capsys.readouterr().out
-    assert str(cache_dir / "pretrained") in out and "source test accuracy" in out
+    assert str(cache_dir / "pretrained") in out and "source test accuracy" in out and "re-initialised layer4" in out
     with pytest.raises(ValueError, match="^epochs="):
         pretrain("resnet18", epochs=0)
+    with pytest.raises(ValueError, match="^recipe="):
+        pretrain("resnet18", recipe="longest")
+    with pytest.raises(ValueError, match="^epoch: not a pretraining setting"):
+        pretrain("resnet18", epoch=3)
+    with pytest.raises(ValueError, match="^source="):
+        pretrain("resnet18", "no-such-folder")
     with pytest.raises(ValueError, match="^arch="):
         pretrain("resnet1")
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--keep-blocks", "0"])
+    assert "keep_blocks=0: expected a positive integer" in capsys.readouterr().err
 
 
 def test_pretrained_backbone_transfers_to_the_synthetic_target():
