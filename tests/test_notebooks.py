@@ -10,7 +10,7 @@ from PIL import Image
 
 from pystatsml_tl.experiments import FIGURES
 from pystatsml_tl.notebooks import EXPERIMENT_NOTEBOOK, TEACHING_NOTEBOOK, execute_notebook
-from pystatsml_tl.parameters import PARAMETERS, PROFILES, SEEDS_PARAMETER, TUTORIAL_EXPERIMENTS
+from pystatsml_tl.parameters import PARAMETERS, PROFILES, SEEDS_PARAMETER
 
 FAST = PROFILES["smoke"] | {"epochs": 2, "train_subset": 200, "test_subset": 100, "device": "cpu"}
 
@@ -32,7 +32,8 @@ def check_outputs(folder, experiment, epochs, num_classes=10):
     return metrics
 
 
-@pytest.mark.parametrize("experiment", [*TUTORIAL_EXPERIMENTS, "two-stage", "discriminative"])
+# finetune-sgd, extractor-adam, scratch and two-stage run through papermill in tests/test_runner.py
+@pytest.mark.parametrize("experiment", ["finetune-adam", "extractor-sgd", "discriminative"])
 def test_each_experiment_runs_alone_with_papermill(experiment, tmp_path):
     out = tmp_path / experiment
     execute_notebook(EXPERIMENT_NOTEBOOK, tmp_path / "run.ipynb",

@@ -30,6 +30,7 @@ def test_smoke_run_writes_the_full_report(tmp_path, capsys):
             metrics = json.loads((out / name / f"seed-{seed}" / "metrics.json").read_text())
             assert metrics["experiment"] == name and len(metrics["history"]["val_acc"]) == 2
             assert metrics["parameters"]["seed"] == seed
+            assert (metrics["feature_cache"] is not None) == (name in ("extractor-adam", "two-stage"))
             low, high = metrics["test_acc_ci"]
             assert 0 <= low < metrics["test_acc"] < high <= 1 and len(metrics["test_predictions"]) == 100
             assert all((out / name / f"seed-{seed}" / figure).is_file() for figure in FIGURES)
