@@ -222,7 +222,8 @@ def load_data(dataset: str = "cifar10", *, data_dir: str | os.PathLike | None = 
 
     ``dataset`` is ``cifar10`` (downloaded on first use into ``data_dir``), ``synthetic`` (the
     10-class offline target task; ``synthetic-source`` is its 22-class source task), ``fractals``
-    (the formula-driven source task of the offline backbone) or the path of an image folder with ``train/`` and ``test/`` (or ``val/``) subfolders of class folders.
+    (the formula-driven source task of the offline backbone) or the path of an image folder with
+    ``train/`` and ``test/`` (or ``val/``) subfolders of class folders.
     The validation split is drawn from the training set with ``seed``; ``train_subset`` and
     ``test_subset`` keep that many seeded random images. Only training batches are augmented.
     """

@@ -44,7 +44,7 @@ RECIPES: dict[str, dict[str, Any]] = {
                               "test_size": 5_000},
 }
 """Named pretraining recipes: ``default`` (CPU, minutes) and ``long`` (ten times the images, six
-times the epochs: for a GPU, about 40 minutes on 2 CPU cores per epoch)."""
+times the epochs: for a GPU; on 2 CPU cores an epoch of it would take about 6 minutes)."""
 _INTEGER_SETTINGS = ("epochs", "batch_size", "train_size", "test_size", "keep_blocks")
 
 
