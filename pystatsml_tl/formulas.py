@@ -137,8 +137,7 @@ def _render(systems: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     scale = (0.55 + 0.4 * torch.rand(n, 1, 1, generator=gen)) * fine / extent
     angle = (torch.rand(n, generator=gen) - 0.5) * 1.0  # about +-30 degrees: images have an up
     mirror = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
-    rotation = torch.stack([torch.cos(angle), -torch.sin(angle) * mirror, torch.sin(angle),
-                            torch.cos(angle) * mirror], -1).view(n, 2, 2)
+    rotation = _rotations(angle) @ torch.diag_embed(torch.stack([torch.ones(n), mirror], -1))
     offset = fine / 2 + (torch.rand(n, 1, 2, generator=gen) - 0.5) * fine * 0.25
     pixels = ((points - centre) * scale) @ rotation.transpose(1, 2) + offset
     col, row = pixels[..., 0].long(), pixels[..., 1].long()
