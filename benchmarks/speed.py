@@ -142,6 +142,30 @@ def package_procedure(config: dict) -> dict:
             "feature_cache_reused": None if result.feature_cache is None else result.feature_cache.reused}
 
 
+def command_procedure(config: dict) -> dict:
+    """Both extractor experiments through ``pystatsml-tl run`` (papermill notebooks, report): the
+    whole command's wall time, each run's in-run seconds from ``runs.csv``, and the peak memory of
+    the largest process of the command (its notebook kernels included)."""
+    import csv
+
+    with tempfile.TemporaryDirectory() as output_dir:
+        command = [sys.executable, "-m", "pystatsml_tl", "run", "--profile", "smoke", "--experiments",
+                   "extractor-sgd,extractor-adam", "--seeds", "1", "--output-dir", output_dir]
+        for name, value in (("weights", "none"), ("train_subset", config["train"]), ("test_subset", config["test"]),
+                            ("epochs", config["epochs"]), ("batch_size", config["batch_size"]),
+                            ("val_fraction", 0), ("device", config["device"])):
+            command += ["--set", f"{name}={value}"]
+        started = time.time()
+        subprocess.run(command, check=True, capture_output=True, text=True)
+        seconds = time.time() - started
+        with open(os.path.join(output_dir, "runs.csv"), newline="") as handle:
+            rows = {row["experiment"]: row for row in csv.DictReader(handle)}
+    return {"seconds": seconds, "test_acc": float("nan"),
+            "children_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+            "in_run": {name: {"seconds": float(row["seconds"]), "test_acc": float(row["test_acc"]) / 100}
+                       for name, row in rows.items()}}
+
+
 def run_child(config: dict, cache_dir: str) -> dict:
     """Run one measurement in a fresh Python process; return what it reports."""
     env = dict(os.environ, PYSTATSML_TL_CACHE=cache_dir)
@@ -151,7 +175,8 @@ def run_child(config: dict, cache_dir: str) -> dict:
 
 
 def child_main(config: dict) -> None:
-    procedures = {"tutorial": tutorial_procedure, "package": package_procedure, "floor": floor_procedure}
+    procedures = {"tutorial": tutorial_procedure, "package": package_procedure, "floor": floor_procedure,
+                  "command": command_procedure}
     result = procedures[config["procedure"]](config)
     result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(json.dumps(result))
@@ -168,7 +193,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--which", default="extractor,bf16,finetune",
-                        help="comma-separated among extractor (with the floor), bf16, finetune")
+                        help="comma-separated among extractor (with the floor), command (both extractor "
+                             "experiments through pystatsml-tl run), bf16, finetune")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement (default 3)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -198,6 +224,18 @@ def main() -> None:
                 for optimizer in ("sgd", "adam"):  # adam reuses the features sgd computed
                     config = base | sizes | {"procedure": "package", "strategy": "extractor", "optimizer": optimizer}
                     measure(f"package extractor-{optimizer}", config, cache_dir)
+            if "command" in args.which:
+                with tempfile.TemporaryDirectory() as command_cache:
+                    config = base | {"train": args.train, "test": args.test, "procedure": "command",
+                                     "strategy": "extractor", "optimizer": "sgd,adam"}
+                    result = config | run_child(config, command_cache)
+                    peak = max(result["peak_mib"], result["children_peak_mib"])
+                    for name, in_run in result.pop("in_run").items():
+                        label = f"command {name} (in-run seconds)"
+                        runs.setdefault(label, []).append(result | in_run | {"peak_mib": peak})
+                    runs.setdefault("command, whole (both extractor experiments)", []).append(
+                        result | {"peak_mib": peak})
+                    print(f"done: command {result['seconds']:.1f}s", file=sys.stderr)
             if "bf16" in args.which:
                 with tempfile.TemporaryDirectory() as bf16_cache:
                     config = base | {"train": args.train, "test": args.test, "procedure": "package",
@@ -222,8 +260,9 @@ def print_table(runs: dict[str, list[dict]]) -> None:
     for label, results in runs.items():
         r = results[0]
         passes = (r["train"] + r["test"]) * (1 if r["procedure"] == "floor" else r["epochs"])
+        passes *= 2 if label.startswith("command, whole") else 1
         note = " (features reused from disk)" if r.get("feature_cache_reused") else ""
-        accuracy = "-" if r["procedure"] == "floor" else \
+        accuracy = "-" if r["procedure"] == "floor" or label.startswith("command, whole") else \
             f"{100 * statistics.median(x['test_acc'] for x in results):.1f}"
         print(f"| {label}{note} | {r['train']}/{r['test']} x {1 if r['procedure'] == 'floor' else r['epochs']} "
               f"| {len(results)} | {min(x['seconds'] for x in results):.1f} | {median[label]:.1f} "
@@ -242,6 +281,12 @@ def print_table(runs: dict[str, list[dict]]) -> None:
         if "package extractor-sgd bf16" in median:
             print(f"extractor with precision=bf16: {ratio([tutorial + 'sgd'], ['package extractor-sgd bf16']):.1f}x "
                   "less wall time than the tutorial's procedure")
+    if "command extractor-sgd (in-run seconds)" in median and "tutorial extractor-sgd" in median:
+        tutorial = ["tutorial extractor-sgd", "tutorial extractor-adam"]
+        print(f"through the command: extractor-sgd in-run "
+              f"{ratio(tutorial[:1], ['command extractor-sgd (in-run seconds)']):.1f}x the tutorial's procedure; "
+              f"the whole command {ratio(tutorial, ['command, whole (both extractor experiments)']):.1f}x the two "
+              "tutorial runs")
     if "tutorial finetune-sgd" in median:
         print(f"fine-tuning: the package is {ratio(['tutorial finetune-sgd'], ['package finetune-sgd']):.2f}x the "
               "tutorial's speed (per epoch, same images)")

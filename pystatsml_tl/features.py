@@ -22,13 +22,14 @@ from tqdm.auto import tqdm
 
 from .data import DataLoaders, resolve_device
 from .distributed import gather_objects, is_main_process, rank_and_world, synchronize
-from .loaders import TensorLoader
+from .inference import inference_model
+from .loaders import TensorLoader, take_rows
 from .models import get_head, head_name, set_head
 from .parameters import PRECISIONS
 from .storage import cache_dir as resolve_cache_dir
 from .storage import file_lock, torch_save_atomic
 
-FORMAT_VERSION = 2  # 2: one entry per image set, filled as images are needed
+FORMAT_VERSION = 3  # 2: one entry per image set, filled as images are needed; 3: the backbone prepared for inference
 
 
 @dataclass
@@ -44,13 +45,13 @@ class FeatureCacheInfo:
 
 def _hash_tensor(digest, tensor: torch.Tensor) -> None:
     digest.update(str((tuple(tensor.shape), str(tensor.dtype))).encode())
-    digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    digest.update(memoryview(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()))  # no copy
 
 
 def backbone_fingerprint(model: nn.Module) -> str:
     """A hash of every parameter and buffer outside the classification layer: the weights' identity."""
     head = head_name(model) + "."
-    digest = hashlib.blake2b(digest_size=16)
+    digest = hashlib.sha256()  # SHA extensions of recent CPUs make it the fastest for large tensors
     for name, tensor in sorted(model.state_dict().items()):
         if not name.startswith(head):
             digest.update(name.encode())
@@ -59,7 +60,7 @@ def backbone_fingerprint(model: nn.Module) -> str:
 
 
 def _tensors_fingerprint(inputs: torch.Tensor, labels: torch.Tensor) -> str:
-    digest = hashlib.blake2b(digest_size=16)
+    digest = hashlib.sha256()
     _hash_tensor(digest, inputs)
     _hash_tensor(digest, torch.as_tensor(labels))
     return digest.hexdigest()
@@ -98,8 +99,8 @@ def image_source(loader) -> ImageSource:
             inputs, labels, index = loader.inputs, loader.labels, torch.arange(len(loader.labels))
 
         def tensor_loader(positions: torch.Tensor) -> TensorLoader:
-            return TensorLoader(inputs[positions], labels[positions], loader.batch_size, transform=loader.transform,
-                                train=False, device=loader.device)
+            return TensorLoader(take_rows(inputs, positions), take_rows(labels, positions), loader.batch_size,
+                                transform=loader.transform, train=False, device=loader.device)
 
         return ImageSource(_tensors_fingerprint(inputs, labels), len(labels), index, tensor_loader)
     dataset = loader.dataset
@@ -135,9 +136,12 @@ def extract_features(model: nn.Module, loader, device: str | torch.device = "aut
                      precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``model`` without its classification layer, in eval mode, over ``loader`` in dataset order.
 
-    ``precision="bf16"`` runs the backbone under bfloat16 autocast (AMX on recent CPUs, tensor
-    cores on GPUs): faster, and the features differ from fp32 in their last digits (bfloat16 keeps
-    8 bits of mantissa). Returns (features float32 (N, D), labels int64 (N,)) on the CPU.
+    The backbone runs as a copy prepared for inference (:func:`~pystatsml_tl.inference.inference_model`:
+    BatchNorm folded into the convolutions; features equal to the plain model's up to float
+    rounding); ``model`` itself is left as it was. ``precision="bf16"`` runs it under bfloat16
+    autocast (AMX on recent CPUs, tensor cores on GPUs): the features differ from fp32 in their
+    last digits (bfloat16 keeps 8 bits of mantissa). Returns (features float32 (N, D), labels
+    int64 (N,)) on the CPU.
     """
     _check_precision(precision)
     device = resolve_device(device)
@@ -145,14 +149,14 @@ def extract_features(model: nn.Module, loader, device: str | torch.device = "aut
     was_training = model.training
     set_head(model, name, nn.Identity())
     try:
-        model.to(device=device, memory_format=torch.channels_last).eval()
+        backbone = inference_model(model, device)
         features, labels = [], []
         with tqdm(total=len(loader), desc=desc, disable=not progress, leave=False) as bar:
             for x, y in in_order(loader):
                 bar.update()
                 x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                    features.append(model(x).float().flatten(1).cpu())
+                    features.append(backbone(x).float().flatten(1).cpu())
                 labels.append(y.cpu())
     finally:
         set_head(model, name, head)
@@ -200,9 +204,12 @@ def _complete(entry: dict[str, Any], model: nn.Module, source: ImageSource, need
         features = torch.cat([f for _, f, _ in parts if len(f)])
         labels = torch.cat([y for _, _, y in parts])
         missing = order
-        if entry["features"] is None:
-            entry["features"] = torch.zeros(source.size, features.shape[1])
-        entry["features"][missing], entry["labels"][missing] = features, labels
+        if entry["features"] is None and torch.equal(missing, torch.arange(source.size)):  # all, in order
+            entry["features"], entry["labels"] = features, labels
+        else:
+            if entry["features"] is None:
+                entry["features"] = torch.zeros(source.size, features.shape[1])
+            entry["features"][missing], entry["labels"][missing] = features, labels
         entry["done"][missing] = True
     return int(missing.numel())
 
@@ -245,7 +252,7 @@ def cached_feature_loaders(model: nn.Module, dataloaders: DataLoaders, *, descri
         computed += added
         for split in splits:
             index = sources[split].index
-            features[split], labels[split] = entry["features"][index], entry["labels"][index]
+            features[split], labels[split] = take_rows(entry["features"], index), take_rows(entry["labels"], index)
         if cache:
             paths.append(str(path))
             size += path.stat().st_size

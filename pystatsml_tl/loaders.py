@@ -17,6 +17,14 @@ NORMALIZATION_STATS = {
 }
 
 
+def take_rows(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``tensor[index]``, without the copy when ``index`` is every row in order (0, 1, ..., N-1)."""
+    index = torch.as_tensor(index)
+    if index.ndim == 1 and len(index) == len(tensor) and torch.equal(index, torch.arange(len(tensor))):
+        return tensor
+    return tensor[index]
+
+
 class ImageArrayDataset(torch.utils.data.Dataset):
     """An in-memory image dataset: ``images`` uint8 (N, 3, H, W), ``targets`` and ``classes``.
 
@@ -42,9 +50,9 @@ class ImageArrayDataset(torch.utils.data.Dataset):
         return self.images.permute(0, 2, 3, 1).cpu().numpy()
 
     def subset(self, indices: torch.Tensor) -> "ImageArrayDataset":
-        """Return a new dataset holding the images at ``indices``."""
+        """Return a new dataset holding the images at ``indices`` (sharing them when that is all, in order)."""
         targets = torch.as_tensor(self.targets)[indices].tolist()
-        return ImageArrayDataset(self.images[indices], targets, self.classes)
+        return ImageArrayDataset(take_rows(self.images, indices), targets, self.classes)
 
     def __len__(self) -> int:
         return self.images.shape[0]

@@ -95,12 +95,13 @@ def make_synthetic(task: str, n: int, seed: int = 0, split: str = "train") -> tu
     if split not in ("train", "test"):
         raise ValueError(f"split={split!r}: expected train or test")
     task_id, split_id = list(TASKS).index(task), ("train", "test").index(split)
-    images, labels = [], []
+    images = torch.empty(n, IMAGE_SIZE, IMAGE_SIZE, 3, dtype=torch.uint8)  # filled chunk by chunk: no second copy
+    labels = torch.empty(n, dtype=torch.int64)
     for chunk in range(math.ceil(n / CHUNK)):
         gen = torch.Generator().manual_seed(((seed * 7919 + task_id) * 104729 + split_id) * 1_000_003 + chunk)
-        count = min(CHUNK, n - chunk * CHUNK)  # draw a whole chunk, keep a prefix: prefixes stay stable
+        start = chunk * CHUNK
+        count = min(CHUNK, n - start)  # draw a whole chunk, keep a prefix: prefixes stay stable
         chunk_labels = torch.randint(len(classes), (CHUNK,), generator=gen)
-        images.append(_render_chunk(chunk_labels, classes, gen)[:count])
-        labels.append(chunk_labels[:count])
-    array = torch.cat(images).permute(0, 2, 3, 1).contiguous().numpy()
-    return array, torch.cat(labels).numpy()
+        images[start:start + count] = _render_chunk(chunk_labels, classes, gen)[:count].permute(0, 2, 3, 1)
+        labels[start:start + count] = chunk_labels[:count]
+    return images.numpy(), labels.numpy()
