@@ -134,20 +134,32 @@ def train_experiment(params: dict[str, Any], data: DataLoaders, model: nn.Module
     selected weights come back into ``model`` and the test pass runs here, on the whole test set.
     """
     device = resolve_device(params["device"])
-    criterion = nn.CrossEntropyLoss(label_smoothing=params["label_smoothing"])
     started = time.time()
     nproc = resolve_nproc(params["nproc_per_node"])
     if nproc > 1 and not is_distributed():
         backend = "nccl" if device.type == "cuda" else "gloo"
         outcome = launch(train_in_worker, nproc, params, log_interval, backend=backend)
-        model.load_state_dict(outcome["state"])
-        cache_info, losses, accuracies = outcome["feature_cache"], outcome["losses"], outcome["accuracies"]
-        trained, tested_on = test_target(params, data, model)
-    else:
-        cache_info, losses, accuracies, (trained, tested_on) = fit(params, data, model, log_interval, device)
-    test = evaluate(trained, tested_on["test"], criterion, device)
-    seconds = time.time() - started
-    return ExperimentResult(params, model, data, losses, accuracies, test, seconds, device.type, cache_info)
+        return result_of_workers(params, data, model, outcome, started, device)
+    cache_info, losses, accuracies, (trained, tested_on) = fit(params, data, model, log_interval, device)
+    test = evaluate(trained, tested_on["test"], _criterion(params), device)
+    return ExperimentResult(params, model, data, losses, accuracies, test, time.time() - started, device.type,
+                            cache_info)
+
+
+def result_of_workers(params: dict[str, Any], data: DataLoaders, model: nn.Module, outcome: dict[str, Any],
+                      started: float, device: torch.device) -> ExperimentResult:
+    """The result of an experiment that data-parallel workers trained (``outcome``: what
+    :func:`train_in_worker` returned): their selected weights go into ``model`` and the test pass
+    runs here, on the whole test set; ``started`` is when training began (``time.time()``)."""
+    model.load_state_dict(outcome["state"])
+    trained, tested_on = test_target(params, data, model)
+    test = evaluate(trained, tested_on["test"], _criterion(params), device)
+    return ExperimentResult(params, model, data, outcome["losses"], outcome["accuracies"], test,
+                            time.time() - started, device.type, outcome["feature_cache"])
+
+
+def _criterion(params: dict[str, Any]) -> nn.Module:
+    return nn.CrossEntropyLoss(label_smoothing=params["label_smoothing"])
 
 
 def save_outputs(result: ExperimentResult, output_dir: str | Path,

@@ -20,11 +20,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .backbones import get_head, head_name, set_head
 from .data import DataLoaders, resolve_device
 from .distributed import gather_objects, is_main_process, rank_and_world, synchronize
 from .inference import inference_model
 from .loaders import TensorLoader, take_rows
-from .models import get_head, head_name, set_head
 from .parameters import PRECISIONS
 from .storage import cache_dir as resolve_cache_dir
 from .storage import file_lock, torch_save_atomic
@@ -138,7 +138,7 @@ def extract_features(model: nn.Module, loader, device: str | torch.device = "aut
 
     The backbone runs as a copy prepared for inference (:func:`~pystatsml_tl.inference.inference_model`:
     BatchNorm folded into the convolutions; features equal to the plain model's up to float
-    rounding); ``model`` itself is left as it was. ``precision="bf16"`` runs it under bfloat16
+    rounding); ``model`` keeps its own layers and mode. ``precision="bf16"`` runs it under bfloat16
     autocast (AMX on recent CPUs, tensor cores on GPUs): the features differ from fp32 in their
     last digits (bfloat16 keeps 8 bits of mantissa). Returns (features float32 (N, D), labels
     int64 (N,)) on the CPU.

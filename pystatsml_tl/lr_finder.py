@@ -121,9 +121,9 @@ def lr_find(model: nn.Module, dataloaders: dict[str, Any], criterion: nn.Module 
 def lr_find_experiment(params: dict[str, Any], num_iter: int = 100) -> LRFinderResult:
     """The range test for an experiment's parameters: its data, model and optimizer (a frozen
     backbone's head on cached features), as :func:`~pystatsml_tl.experiments.train_experiment` would train them."""
+    from .backbones import get_head
     from .experiments import build_model, prepare_data
     from .strategies import build_optimizer, feature_loaders, use_feature_cache
-    from .models import get_head
     from .parameters import validate_parameters
 
     params = validate_parameters(params)

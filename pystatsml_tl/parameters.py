@@ -192,7 +192,7 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
     _require(p["experiment"] in EXPERIMENTS, "experiment", p["experiment"], "one of " + ", ".join(EXPERIMENTS))
     _require(p["dataset"] in BUILTIN_DATASETS or Path(p["dataset"]).expanduser().is_dir(), "dataset",
              p["dataset"], "cifar10, synthetic or an existing image folder")
-    from .models import check_arch, check_weights  # models imports torchvision: keep it lazy
+    from .backbones import check_arch, check_weights  # torchvision is imported late: keep it lazy
 
     check_arch(p["arch"])
     check_weights(p["weights"])

@@ -25,7 +25,7 @@ from torch import nn
 
 from . import __version__, formulas
 from .data import load_data
-from .models import check_arch, read_state_dict
+from .backbones import check_arch, read_state_dict
 from .recipes import make_scheduler, parameter_blocks
 from .storage import cache_dir as resolve_cache_dir
 from .storage import file_lock, torch_save_atomic, write_json_atomic

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from .models import get_head
+from .backbones import get_head
 from .parameters import SCHEDULERS
 
 OPTIMIZERS = ("sgd", "adam")

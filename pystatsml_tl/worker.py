@@ -25,10 +25,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .cli import _parse_sets
     from .distributed import TIMEOUT, worker_device
-    from .experiments import ExperimentResult, build_model, prepare_data, save_outputs, train_in_worker
+    from .experiments import build_model, prepare_data, result_of_workers, save_outputs, train_in_worker
     from .parameters import PROFILES, profile_parameters
-    from .strategies import test_target
-    from .training import evaluate
 
     parser = argparse.ArgumentParser(prog="python -m pystatsml_tl.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=list(PROFILES), default="quick")
@@ -53,12 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if rank == 0:  # alone now: the test pass needs no peer
         params = params | {"device": str(device)}
         data = prepare_data(params)
-        model = build_model(params, data.num_classes)
-        model.load_state_dict(outcome["state"])
-        trained, tested_on = test_target(params, data, model)
-        test = evaluate(trained, tested_on["test"], device=device)
-        result = ExperimentResult(params, model, data, outcome["losses"], outcome["accuracies"], test,
-                                  time.time() - started, device.type, outcome["feature_cache"])
+        result = result_of_workers(params, data, build_model(params, data.num_classes), outcome, started, device)
         print(sorted(save_outputs(result, params["output_dir"])))
     return 0
 
