@@ -6,13 +6,15 @@ synthetic CIFAR-sized data, ResNet18 with random weights (speed does not depend 
 - ``tutorial``: the lesson's procedure, rewritten in a few lines: per-image PIL -> ToTensor ->
   Normalize in a DataLoader, and its training loop (``loss.item()`` every batch, the frozen
   backbone left in train mode and run every epoch);
-- ``package``: ``pystatsml_tl`` (tensor-resident batches; for the extractor, features computed
-  once and kept on disk, so the second extractor experiment reuses them), with ``precision``
-  fp32 and bf16;
-- ``floor``: one forward pass of the backbone over all the images (fp32, channels_last, no
-  grad), already normalized, nothing else: no extractor can be faster.
+- ``package``: ``pystatsml_tl`` in process (tensor-resident batches; for the extractor, features
+  computed once, by a copy of the backbone with BatchNorm folded into the convolutions, and kept
+  on disk, so the second extractor experiment reuses them), with ``precision`` fp32 and bf16;
+- ``command``: both extractor experiments through ``pystatsml-tl run`` (notebooks, report): the
+  in-run seconds of each from ``runs.csv`` and the whole command's wall time;
+- ``floor``: one forward pass of the plain backbone over all the images (fp32, channels_last, no
+  grad), already normalized, nothing else.
 
-    python benchmarks/speed.py                      # 50000/10000 images, 5 epochs (long on a CPU)
+    python benchmarks/speed.py --which extractor,command,bf16    # 50000/10000 images, 5 epochs (~40 min on 2 cores)
     python benchmarks/speed.py --train 5000 --test 1000 --epochs 2     # a quick look
 
 Every measurement is repeated (``--repeats``, default 3), each time in a fresh process with an
