@@ -7,7 +7,9 @@ written once as image folders (32x32 RGB PNGs, every third image of a class to `
 - ``photos``: 32x32 patches of ten colour photographs shipped by scikit-image and scikit-learn
   (astronaut, cat, coffee, galaxies, tissue stain, retina, rocket launch, motorcycle, a Chinese
   temple, a flower), the class being the photograph: 100 train and 50 test patches of each;
-- ``faces``: scikit-image's ``lfw_subset`` (100 faces and 100 non-face patches, 25x25 grey).
+- ``faces``: scikit-image's ``lfw_subset`` (100 faces and 100 non-face patches, 25x25 grey);
+- ``photos-grey`` (not in the default sets): the same photo patches made grey, to tell how much
+  of a difference on ``photos`` comes from colour.
 
 Every comparison is paired (same seeds, so the same splits and subsets on both sides) between
 ``weights=synthetic`` (the offline backbone) and ``weights=none`` (random init): the frozen
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 SETS = ("digits", "photos", "faces")
+EXTRA_SETS = ("photos-grey",)
 PHOTOS = ("astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry", "retina", "rocket")
 
 
@@ -85,7 +88,18 @@ def write_photos(root: Path, per_class: int = 150) -> None:
                   str(index))
 
 
-WRITERS = {"digits": write_digits, "photos": write_photos, "faces": write_faces}
+def write_photos_grey(root: Path) -> None:
+    """The patches of :func:`write_photos`, each made grey (luma, as PIL's ``L`` mode)."""
+    from PIL import Image
+
+    colour = image_folder("photos", root.parent)
+    for path in colour.rglob("*.png"):
+        target = root / path.relative_to(colour)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(path).convert("L").convert("RGB").save(target)
+
+
+WRITERS = {"digits": write_digits, "photos": write_photos, "faces": write_faces, "photos-grey": write_photos_grey}
 
 
 def image_folder(name: str, root: str | Path) -> Path:
@@ -124,14 +138,15 @@ def _interval(values: list[float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Measure every comparison on the chosen sets and print the Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, from {', '.join(SETS)}")
+    parser.add_argument("--sets", default=",".join(SETS),
+                        help=f"comma-separated, from {', '.join(SETS + EXTRA_SETS)} (default: {','.join(SETS)})")
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default: 5, at least 2)")
     parser.add_argument("--epochs", type=int, default=5, help="training epochs (default: 5)")
     parser.add_argument("--images", default="reports/images", help="where the image folders are written")
     args = parser.parse_args(argv)
     sets = [name.strip() for name in args.sets.split(",") if name.strip()]
-    if not sets or set(sets) - set(SETS):
-        parser.error(f"--sets {args.sets}: expected names from {', '.join(SETS)}")
+    if not sets or set(sets) - set(SETS + EXTRA_SETS):
+        parser.error(f"--sets {args.sets}: expected names from {', '.join(SETS + EXTRA_SETS)}")
     if args.seeds < 2:
         parser.error(f"--seeds {args.seeds}: expected at least 2 (intervals need two seeds)")
     from pystatsml_tl.models import make_model
