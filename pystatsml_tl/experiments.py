@@ -25,7 +25,7 @@ from .models import make_model
 from .parameters import experiment_settings, validate_parameters
 from .statistics import wilson_interval
 from .storage import save_figure_atomic, write_json_atomic
-from .strategies import fit, test_target
+from .strategies import experiment_criterion, fit, test_target
 from .training import Evaluation, best_epoch, evaluate, selection_phase
 
 PUBLISHED_BEST_ACC = {"finetune-sgd": 78.90, "finetune-adam": 80.49, "extractor-sgd": 46.44, "extractor-adam": 46.43}
@@ -141,7 +141,7 @@ def train_experiment(params: dict[str, Any], data: DataLoaders, model: nn.Module
         outcome = launch(train_in_worker, nproc, params, log_interval, backend=backend)
         return result_of_workers(params, data, model, outcome, started, device)
     cache_info, losses, accuracies, (trained, tested_on) = fit(params, data, model, log_interval, device)
-    test = evaluate(trained, tested_on["test"], _criterion(params), device)
+    test = evaluate(trained, tested_on["test"], experiment_criterion(params), device)
     return ExperimentResult(params, model, data, losses, accuracies, test, time.time() - started, device.type,
                             cache_info)
 
@@ -153,13 +153,9 @@ def result_of_workers(params: dict[str, Any], data: DataLoaders, model: nn.Modul
     runs here, on the whole test set; ``started`` is when training began (``time.time()``)."""
     model.load_state_dict(outcome["state"])
     trained, tested_on = test_target(params, data, model)
-    test = evaluate(trained, tested_on["test"], _criterion(params), device)
+    test = evaluate(trained, tested_on["test"], experiment_criterion(params), device)
     return ExperimentResult(params, model, data, outcome["losses"], outcome["accuracies"], test,
                             time.time() - started, device.type, outcome["feature_cache"])
-
-
-def _criterion(params: dict[str, Any]) -> nn.Module:
-    return nn.CrossEntropyLoss(label_smoothing=params["label_smoothing"])
 
 
 def save_outputs(result: ExperimentResult, output_dir: str | Path,

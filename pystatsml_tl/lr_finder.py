@@ -123,7 +123,7 @@ def lr_find_experiment(params: dict[str, Any], num_iter: int = 100) -> LRFinderR
     backbone's head on cached features), as :func:`~pystatsml_tl.experiments.train_experiment` would train them."""
     from .backbones import get_head
     from .experiments import build_model, prepare_data
-    from .strategies import build_optimizer, feature_loaders, use_feature_cache
+    from .strategies import build_optimizer, experiment_criterion, feature_loaders, use_feature_cache
     from .parameters import validate_parameters
 
     params = validate_parameters(params)
@@ -135,5 +135,4 @@ def lr_find_experiment(params: dict[str, Any], num_iter: int = 100) -> LRFinderR
     else:
         loaders = data
     optimizer, _ = build_optimizer(params, model)
-    criterion = nn.CrossEntropyLoss(label_smoothing=params["label_smoothing"])
-    return lr_find(model, loaders, criterion, optimizer, num_iter=num_iter, device=params["device"])
+    return lr_find(model, loaders, experiment_criterion(params), optimizer, num_iter=num_iter, device=params["device"])

@@ -43,6 +43,11 @@ def build_optimizer(params: dict[str, Any], model: nn.Module, epochs: int | None
     return optimizer, scheduler
 
 
+def experiment_criterion(params: dict[str, Any]) -> nn.Module:
+    """The experiment's loss: cross-entropy with its ``label_smoothing``."""
+    return nn.CrossEntropyLoss(label_smoothing=params["label_smoothing"])
+
+
 def use_feature_cache(params: dict[str, Any], model: nn.Module) -> bool:
     """True when the head can be trained on precomputed features: a frozen backbone, no augmentation."""
     return is_frozen(model) and not params["augment"]
@@ -140,7 +145,7 @@ def fit(params: dict[str, Any], data: DataLoaders, model: nn.Module, log_interva
     test it on)): the head and the feature loaders for a cached extractor, else the model and ``data``.
     """
     device = device or resolve_device(params["device"])
-    criterion = nn.CrossEntropyLoss(label_smoothing=params["label_smoothing"])
+    criterion = experiment_criterion(params)
     strategy = experiment_settings(params)["strategy"]
     if is_frozen(model) and params["augment"]:
         print("frozen backbone with augment=True: it runs on every batch (no feature cache)")
