@@ -24,7 +24,7 @@ from .backbones import get_head, head_name, set_head
 from .data import DataLoaders, resolve_device
 from .distributed import gather_objects, is_main_process, rank_and_world, synchronize
 from .inference import inference_model
-from .loaders import TensorLoader, take_rows
+from .loaders import TensorLoader, is_every_row, take_rows
 from .parameters import PRECISIONS
 from .storage import cache_dir as resolve_cache_dir
 from .storage import file_lock, torch_save_atomic
@@ -204,7 +204,7 @@ def _complete(entry: dict[str, Any], model: nn.Module, source: ImageSource, need
         features = torch.cat([f for _, f, _ in parts if len(f)])
         labels = torch.cat([y for _, _, y in parts])
         missing = order
-        if entry["features"] is None and torch.equal(missing, torch.arange(source.size)):  # all, in order
+        if entry["features"] is None and is_every_row(missing, source.size):
             entry["features"], entry["labels"] = features, labels
         else:
             if entry["features"] is None:

@@ -17,12 +17,15 @@ NORMALIZATION_STATS = {
 }
 
 
-def take_rows(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``tensor[index]``, without the copy when ``index`` is every row in order (0, 1, ..., N-1)."""
+def is_every_row(index: torch.Tensor, size: int) -> bool:
+    """True when ``index`` is 0, 1, ..., ``size`` - 1: every row of a ``size``-row tensor, in order."""
     index = torch.as_tensor(index)
-    if index.ndim == 1 and len(index) == len(tensor) and torch.equal(index, torch.arange(len(tensor))):
-        return tensor
-    return tensor[index]
+    return index.ndim == 1 and len(index) == size and torch.equal(index, torch.arange(size))
+
+
+def take_rows(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``tensor[index]``, without the copy when ``index`` is every row in order (:func:`is_every_row`)."""
+    return tensor if is_every_row(index, len(tensor)) else tensor[index]
 
 
 class ImageArrayDataset(torch.utils.data.Dataset):
