@@ -7,9 +7,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -115,24 +117,23 @@ def load_cifar10_arrays(root: str | os.PathLike | None = None, download: bool = 
 def load_synthetic_arrays(task: str = "target", train_size: int = SYNTHETIC_SIZES["train"],
                           test_size: int = SYNTHETIC_SIZES["test"], seed: int = 0) -> dict[str, ImageArrayDataset]:
     """Generate a synthetic task (see :mod:`pystatsml_tl.synthetic`) as datasets keyed ``train`` and ``test``."""
-    names = class_names(task)
-    datasets = {}
-    for split, size in (("train", train_size), ("test", test_size)):
-        images, labels = make_synthetic(task, size, seed=seed, split=split)
-        datasets[split] = ImageArrayDataset.from_hwc(images, labels, names)
-    return datasets
+    return _generated_splits(lambda size, split: make_synthetic(task, size, seed=seed, split=split),
+                             class_names(task), train_size, test_size)
 
 
 def load_fractal_arrays(train_size: int = FRACTAL_SIZES["train"], test_size: int = FRACTAL_SIZES["test"],
                         seed: int = 0, num_classes: int = FRACTAL_CLASSES) -> dict[str, ImageArrayDataset]:
     """Render the formula-driven source task (see :mod:`pystatsml_tl.formulas`) as datasets keyed
     ``train`` and ``test``; classes are named ``ifs-00``, ``ifs-01``, ..."""
-    names = [f"ifs-{k:02d}" for k in range(num_classes)]
-    datasets = {}
-    for split, size in (("train", train_size), ("test", test_size)):
-        images, labels = make_fractals(size, num_classes, seed=seed, split=split)
-        datasets[split] = ImageArrayDataset.from_hwc(images, labels, names)
-    return datasets
+    return _generated_splits(lambda size, split: make_fractals(size, num_classes, seed=seed, split=split),
+                             [f"ifs-{k:02d}" for k in range(num_classes)], train_size, test_size)
+
+
+def _generated_splits(render: Callable[[int, str], tuple[np.ndarray, np.ndarray]], names: list[str],
+                      train_size: int, test_size: int) -> dict[str, ImageArrayDataset]:
+    """``train`` and ``test`` datasets from a generator ``render(size, split) -> (images, labels)``."""
+    return {split: ImageArrayDataset.from_hwc(*render(size, split), names)
+            for split, size in (("train", train_size), ("test", test_size))}
 
 
 def _tensor_loaders(datasets: dict[str, ImageArrayDataset], name: str, batch_size: int, val_fraction: float,
