@@ -4,9 +4,10 @@ Pretraining without natural images (Kataoka et al. 2020, FractalDB; Anderson & F
 a class is one iterated function system (IFS), a few random contractive affine maps whose
 attractor is a fractal; every image of the class renders that attractor again with its own
 jitter of the maps, placement, scale, rotation, mirror, colours and blur, on a background of
-coloured 1/f noise, the power spectrum of natural images (Baradad et al. 2021). The network
-must tell the systems apart from shape and self-similar texture whatever the colour and
-background, which asks for edge, texture and shape filters that also serve real photographs.
+coloured 1/f noise, the power spectrum of natural images (Baradad et al. 2021). Each class also
+has its own colours, one per map, which every image varies around: as in photographs, colour
+tells part of the class and shape the rest. The network learns edge, texture, shape and colour
+filters, which also serve real photographs.
 
 Everything is drawn from one seed with torch, vectorised over images and points (no Python
 loop per point or per image), CIFAR-shaped: ``(n, 32, 32, 3)`` uint8.
@@ -20,13 +21,19 @@ import torch
 import torch.nn.functional as F
 
 GENERATOR = "ifs-fractals-on-noise"
-VERSION = 1
+VERSION = 2
 """Name and version of the generator; a pretrained backbone's card records both, so a change of
-the images (a new version) never reuses a backbone trained on the old ones."""
+the images (a new version) never reuses a backbone trained on the old ones. Version 2: colours
+belong to the class (version 1 drew them per image, and a quarter of the images were grey, so
+the backbone learned to look past colour and lost to scratch on colour photographs)."""
 FRACTAL_CLASSES = 40
 """Classes (systems) of the default source task: as many as 5 epochs of 10000 images can learn."""
 DEFAULT_JITTER = 0.03
 """Relative noise on each map's coefficients per image: variation within a class."""
+COLOUR_JITTER = 0.15
+"""Standard deviation of the per-image change of each class colour channel (colours in [0, 1])."""
+GREY_SHARE = 0.1
+"""Share of images made grey (scans and old photos are)."""
 IMAGE_SIZE = 32
 SUPERSAMPLE = 2  # points are splatted on a grid this many times finer, then averaged down
 CHAINS, STEPS, BURN_IN = 384, 14, 4  # chaos-game chains per image, steps, steps before points count
@@ -64,6 +71,13 @@ def sample_systems(num_classes: int, seed: int = 0, maps: tuple[int, int] = (2, 
     return systems
 
 
+def class_colours(num_classes: int, seed: int = 0, maps: int = 4) -> torch.Tensor:
+    """The colours of each class, ``(classes, 1 + maps, 3)`` in [0, 1]: its background's, then one per
+    map; from ``seed``, drawn apart from the systems (the shapes of a seed do not depend on them)."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + 17)
+    return torch.rand(num_classes, 1 + maps, 3, generator=gen)
+
+
 def _rotations(angles: torch.Tensor) -> torch.Tensor:
     """2x2 rotation matrices, one per angle: ``(..., 2, 2)``."""
     cos, sin = torch.cos(angles), torch.sin(angles)
@@ -96,8 +110,10 @@ def _chaos_game(systems: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tens
     return torch.cat(points, 1), torch.cat(last_maps, 1)
 
 
-def _noise_backgrounds(n: int, size: int, gen: torch.Generator) -> torch.Tensor:
-    """Coloured noise with a 1/f^a power spectrum (a drawn per image in [1, 2.5]), in [0, 1]."""
+def _noise_backgrounds(base: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """Noise around each image's ``base`` colour ``(n, 3)`` with a 1/f^a power spectrum (a drawn
+    per image in [1, 2.5]), in [0, 1]."""
+    n = base.shape[0]
     fy = torch.fft.fftfreq(size).view(size, 1)
     fx = torch.fft.rfftfreq(size).view(1, -1)
     radius = torch.sqrt(fx * fx + fy * fy).clamp(min=1.0 / size)
@@ -109,16 +125,16 @@ def _noise_backgrounds(n: int, size: int, gen: torch.Generator) -> torch.Tensor:
     noise = noise / noise.flatten(1).std(1).view(n, 1, 1, 1).clamp(min=1e-6)
     mix = torch.rand(n, 3, 3, generator=gen) + torch.eye(3) * 2  # correlated channels, like real colours
     noise = torch.einsum("ncij,ndc->ndij", noise, mix / mix.sum(-1, keepdim=True))
-    base = torch.rand(n, 3, 1, 1, generator=gen)
     contrast = 0.05 + 0.2 * torch.rand(n, 1, 1, 1, generator=gen)
-    return (base + contrast * noise).clamp(0, 1)
+    return (base.view(n, 3, 1, 1) + contrast * noise).clamp(0, 1)
 
 
-def _contrasting_palette(background: torch.Tensor, maps: int, gen: torch.Generator) -> torch.Tensor:
-    """A colour for each map of each image, ``(n, maps, 3)``, whose brightness differs from the
-    mean brightness of the image's background by 0.25 to 0.6: the fractal stays visible in grey."""
-    n = background.shape[0]
-    palette = torch.rand(n, maps, 3, generator=gen)
+def _contrasting_palette(background: torch.Tensor, colours: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Each image's map ``colours`` ``(n, maps, 3)`` with their brightness moved to differ from the
+    mean brightness of the image's background by 0.25 to 0.6 (hue kept): the fractal stays
+    visible in grey."""
+    n, maps = colours.shape[:2]
+    palette = colours
     behind = (background.mean((2, 3)) @ LUMA).view(n, 1)
     gap = 0.25 + 0.35 * torch.rand(n, maps, generator=gen)
     darker = ((torch.rand(n, maps, generator=gen) < 0.5) & (behind - gap >= 0)) | (behind + gap > 1)
@@ -126,8 +142,9 @@ def _contrasting_palette(background: torch.Tensor, maps: int, gen: torch.Generat
     return (palette - (palette @ LUMA).unsqueeze(-1) + target.unsqueeze(-1)).clamp(0, 1)
 
 
-def _render(systems: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Render one image per system (already jittered): float ``(n, 3, 32, 32)`` in [0, 1]."""
+def _render(systems: torch.Tensor, colours: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Render one image per system (already jittered) with its ``colours`` ``(n, 1 + maps, 3)``
+    (background, then maps): float ``(n, 3, 32, 32)`` in [0, 1]."""
     n, size, fine = systems.shape[0], IMAGE_SIZE, IMAGE_SIZE * SUPERSAMPLE
     points, which = _chaos_game(systems, gen)
     points = torch.nan_to_num(points).clamp(-1e3, 1e3)
@@ -144,8 +161,8 @@ def _render(systems: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     inside = (col >= 0) & (col < fine) & (row >= 0) & (row < fine)
     flat = (torch.arange(n).view(n, 1) * fine * fine + row * fine + col)[inside]
     # each map paints in its own colour: parts of the attractor differ in colour, as in a photo
-    background = _noise_backgrounds(n, size, gen)
-    palette = _contrasting_palette(background, systems.shape[1], gen)
+    background = _noise_backgrounds(colours[:, 0], size, gen)
+    palette = _contrasting_palette(background, colours[:, 1:], gen)
     colours = palette[torch.arange(n).view(n, 1).expand_as(which)[inside], which[inside]]
     count = torch.zeros(n * fine * fine).index_add_(0, flat, torch.ones(flat.numel()))
     paint = torch.zeros(n * fine * fine, 3).index_add_(0, flat, colours)
@@ -160,12 +177,13 @@ def _render(systems: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def _photometric(image: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """What cameras and scanners do to an image: less saturated colours (a quarter of the images
-    grey, as scans and many photos are), and a third of them low resolution (drawn at 8 or 16
+    """What cameras and scanners do to an image: colours less or more saturated (a share
+    ``GREY_SHARE`` of the images grey), and a third of them low resolution (drawn at 8 or 16
     pixels and scaled up) or softly blurred."""
     n, size = image.shape[0], image.shape[-1]
     grey = (image * LUMA.view(1, 3, 1, 1)).sum(1, keepdim=True)
-    saturation = torch.rand(n, 1, 1, 1, generator=gen) * (torch.rand(n, 1, 1, 1, generator=gen) > 0.25)
+    coloured = torch.rand(n, 1, 1, 1, generator=gen) >= GREY_SHARE
+    saturation = (0.4 + 0.8 * torch.rand(n, 1, 1, 1, generator=gen)) * coloured
     image = grey + saturation * (image - grey)
     kind = torch.rand(n, generator=gen)
     for low, chosen in ((8, kind < 0.1), (16, (kind >= 0.1) & (kind < 0.2))):
@@ -197,6 +215,7 @@ def make_fractals(n: int, num_classes: int = FRACTAL_CLASSES, seed: int = 0, spl
     if not 0 <= jitter < 0.5:
         raise ValueError(f"jitter={jitter!r}: expected a number in [0, 0.5)")
     systems = sample_systems(num_classes, seed)
+    colours = class_colours(num_classes, seed, systems.shape[1])
     images, labels = [], []
     for chunk in range(math.ceil(n / CHUNK)):
         gen = torch.Generator().manual_seed((seed * 1_000_003 + ("train", "test").index(split)) * 7919 + chunk)
@@ -204,7 +223,8 @@ def make_fractals(n: int, num_classes: int = FRACTAL_CLASSES, seed: int = 0, spl
         chunk_labels = torch.randint(num_classes, (count,), generator=gen)
         chosen = systems[chunk_labels]
         chosen = chosen * (1 + jitter * torch.randn(chosen.shape, generator=gen)) * (chosen != 0)
-        images.append((_render(chosen, gen) * 255).round().to(torch.uint8))
+        tinted = (colours[chunk_labels] + COLOUR_JITTER * torch.randn(count, *colours.shape[1:], generator=gen))
+        images.append((_render(chosen, tinted.clamp(0, 1), gen) * 255).round().to(torch.uint8))
         labels.append(chunk_labels)
     array = torch.cat(images).permute(0, 2, 3, 1).contiguous().numpy()
     return array, torch.cat(labels).numpy()

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from . import __version__, formulas
-from .data import load_data
 from .backbones import check_arch, read_state_dict
+from .data import load_data
 from .recipes import make_scheduler, parameter_blocks
 from .storage import cache_dir as resolve_cache_dir
 from .storage import file_lock, torch_save_atomic, write_json_atomic
@@ -66,7 +66,8 @@ def source_settings(source: str) -> dict[str, Any]:
     if source != "fractals":
         return {}
     return {"generator": formulas.GENERATOR, "generator_version": formulas.VERSION,
-            "classes": formulas.FRACTAL_CLASSES, "jitter": formulas.DEFAULT_JITTER}
+            "classes": formulas.FRACTAL_CLASSES, "jitter": formulas.DEFAULT_JITTER,
+            "colour_jitter": formulas.COLOUR_JITTER, "grey_share": formulas.GREY_SHARE}
 
 
 def backbone_key(arch: str, source: str, recipe: dict[str, Any]) -> str:

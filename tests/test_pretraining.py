@@ -18,6 +18,7 @@ def test_pretrain_saves_backbone_and_card_then_reuses_them(cache_dir, monkeypatc
     card = json.loads(backbone.path.with_suffix(".json").read_text())
     assert card["arch"] == "resnet18" and card["source"] == "fractals" and len(card["class_names"]) == 40
     assert card["generator"] == formulas.GENERATOR and card["generator_version"] == formulas.VERSION
+    assert card["colour_jitter"] == formulas.COLOUR_JITTER and card["grey_share"] == formulas.GREY_SHARE
     assert card["epochs"] == 1 and card["seed"] == 0 and 0 <= card["source_test_acc"] <= 1
     assert card["kept_blocks"] == ["conv1+bn1", "layer1", "layer2", "layer3"]
     assert card["reinitialized_blocks"] == ["layer4"] and card["package_version"]
@@ -46,6 +47,9 @@ def test_a_backbone_of_another_source_or_generator_version_is_not_reused(cache_d
     new_path = pretraining_module.backbone_path("resnet18", recipe=TINY, cache_dir=cache_dir)
     assert new_path != old.path and new_path.name.startswith("resnet18-fractals-")
     monkeypatch.setattr(formulas, "VERSION", formulas.VERSION + 1)  # the images changed: a new key
+    assert pretraining_module.backbone_path("resnet18", recipe=TINY, cache_dir=cache_dir) != new_path
+    monkeypatch.undo()
+    monkeypatch.setattr(formulas, "GREY_SHARE", formulas.GREY_SHARE + 0.1)  # a setting changed: a new key too
     assert pretraining_module.backbone_path("resnet18", recipe=TINY, cache_dir=cache_dir) != new_path
 
 
