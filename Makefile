@@ -24,7 +24,7 @@ test: $(STAMP)  ## unit tests, then the committed notebooks under nbval
 	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 notebooks: $(STAMP)  ## re-execute the committed notebooks with the smoke profile
-	$(BIN)/python -m pystatsml_tl.notebooks
+	$(BIN)/python -m pystatsml_tl.runs.notebooks
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/speed.py --train 10000 --test 2000 --finetune-train 1000 --finetune-test 200 --repeats 3

@@ -72,7 +72,7 @@ def images_per_second(mode: str, size: int, n: int, bf16: bool, channels_last: b
 def cpu_agreement() -> float:
     """Largest relative difference between the CPU (fp32) and the CUDA (bf16 autocast, as the
     package trains on GPUs) training losses of the same small fine-tuning, same seed."""
-    from pystatsml_tl.experiments import run_experiment
+    from pystatsml_tl.runs.experiments import run_experiment
 
     params = dict(experiment="finetune-sgd", dataset="synthetic", weights="none", epochs=2, batch_size=50,
                   train_subset=300, test_subset=100, progress=False, feature_cache=False)
@@ -84,7 +84,7 @@ def cpu_agreement() -> float:
 
 def ddp_seconds() -> tuple[float, float]:
     """Wall seconds of the same fine-tuning in one process and in two (one per GPU)."""
-    from pystatsml_tl.experiments import run_experiment
+    from pystatsml_tl.runs.experiments import run_experiment
 
     params = dict(experiment="finetune-sgd", dataset="synthetic", weights="none", epochs=2, batch_size=256,
                   train_subset=20000, test_subset=2000, progress=False, device="cuda")

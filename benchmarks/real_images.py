@@ -121,7 +121,7 @@ def measure(folder: Path, experiment: str, train_subset: int | None, weights: st
             epochs: int) -> list[float]:
     """Test accuracies (fractions) of one experiment on ``folder``, one per seed."""
     from pystatsml_tl import profile_parameters
-    from pystatsml_tl.experiments import run_experiment
+    from pystatsml_tl.runs.experiments import run_experiment
 
     base = profile_parameters("smoke", device="cpu", progress=False, epochs=epochs)
     return [run_experiment(base, experiment=experiment, dataset=str(folder), weights=weights,
@@ -129,7 +129,7 @@ def measure(folder: Path, experiment: str, train_subset: int | None, weights: st
 
 
 def _interval(values: list[float]) -> str:
-    from pystatsml_tl.statistics import t_interval
+    from pystatsml_tl.runs.statistics import t_interval
 
     low, high = t_interval([100 * v for v in values])
     return f"{100 * np.mean(values):.1f} [{low:.1f}, {high:.1f}]"
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 2:
         parser.error(f"--seeds {args.seeds}: expected at least 2 (intervals need two seeds)")
     from pystatsml_tl.models import make_model
-    from pystatsml_tl.statistics import paired_t
+    from pystatsml_tl.runs.statistics import paired_t
 
     make_model("resnet18", weights="synthetic", num_classes=10)  # pretrain first, if needed, outside the timing
     seeds, started = list(range(args.seeds)), time.time()

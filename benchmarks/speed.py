@@ -43,7 +43,7 @@ def tutorial_procedure(config: dict) -> dict:
     from torch import nn
     from torchvision import transforms
 
-    from pystatsml_tl.synthetic import make_synthetic
+    from pystatsml_tl.data.synthetic import make_synthetic
 
     class PILDataset(torch.utils.data.Dataset):  # what torchvision's CIFAR10 does per image
         def __init__(self, data, targets, transform):
@@ -105,8 +105,8 @@ def floor_procedure(config: dict) -> dict:
     import torch
     import torchvision
 
-    from pystatsml_tl.loaders import BatchTransform
-    from pystatsml_tl.synthetic import make_synthetic
+    from pystatsml_tl.data.loaders import BatchTransform
+    from pystatsml_tl.data.synthetic import make_synthetic
 
     transform = BatchTransform("tutorial", 32)
     batches = []
@@ -127,8 +127,8 @@ def floor_procedure(config: dict) -> dict:
 
 def package_procedure(config: dict) -> dict:
     """The same experiment through pystatsml_tl."""
-    from pystatsml_tl.experiments import build_model, prepare_data, train_experiment
-    from pystatsml_tl.parameters import validate_parameters
+    from pystatsml_tl.runs.experiments import build_model, prepare_data, train_experiment
+    from pystatsml_tl.runs.parameters import validate_parameters
 
     experiment = f"{config['strategy']}-{config['optimizer']}"
     params = validate_parameters({

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from .parameters import EXPERIMENTS, PARAMETERS, PROFILE_EXPERIMENTS, PROFILE_SEEDS, PROFILES, parse_value
+from .runs.parameters import EXPERIMENTS, PARAMETERS, PROFILE_EXPERIMENTS, PROFILE_SEEDS, PROFILES, parse_value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -101,8 +101,8 @@ def _list() -> None:
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> int:
-    from .grid import parse_grid, parse_seeds, parse_shard
-    from .runner import plan_run, run
+    from .runs.grid import parse_grid, parse_seeds, parse_shard
+    from .runs.runner import plan_run, run
 
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs}: expected a positive integer")
@@ -128,8 +128,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[s
 def _lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from pathlib import Path
 
-    from .lr_finder import lr_find_experiment
-    from .parameters import profile_parameters
+    from .runs.lr_finder import lr_find_experiment
+    from .runs.parameters import profile_parameters
 
     try:
         if args.num_iter < 5:
@@ -138,7 +138,7 @@ def _lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except ValueError as error:
         parser.error(str(error))
     result = lr_find_experiment(params, num_iter=args.num_iter)
-    from .plots import plt
+    from .runs.plots import plt
     from .storage import save_figure_atomic
 
     fig = result.plot(title=f"{args.experiment}, profile {args.profile}")
@@ -153,7 +153,7 @@ def _lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _report(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> int:
     from pathlib import Path
 
-    from .report import collect_runs, write_report
+    from .runs.report import collect_runs, write_report
 
     folder = Path(args.output_dir)
     if not folder.is_dir():
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{', '.join(card['reinitialized_blocks']) or 'nothing'}")
         return 0
     if args.command == "notebooks":
-        from .notebooks import copy_notebooks
+        from .runs.notebooks import copy_notebooks
 
         try:
             for path in copy_notebooks(args.destination, args.force):

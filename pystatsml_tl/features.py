@@ -21,14 +21,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .backbones import get_head, head_name, set_head
-from .data import DataLoaders, resolve_device
+from .data.datasets import DataLoaders, resolve_device
+from .data.loaders import TensorLoader, is_every_row, take_rows
 from .distributed import gather_objects, is_main_process, rank_and_world, synchronize
 from .inference import inference_model
-from .loaders import TensorLoader, is_every_row, take_rows
-from .parameters import PRECISIONS
 from .storage import cache_dir as resolve_cache_dir
 from .storage import file_lock, torch_save_atomic
 
+PRECISIONS = ("fp32", "bf16")  # of the backbone that computes the features
 FORMAT_VERSION = 3  # 2: one entry per image set, filled as images are needed; 3: the backbone prepared for inference
 
 

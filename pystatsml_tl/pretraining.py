@@ -1,6 +1,6 @@
 """Pretrain a backbone on a source task, save it with a JSON card, and find it again by its key.
 
-Offline, the default source is formula-driven (:mod:`pystatsml_tl.formulas`): 40 classes of
+Offline, the default source is formula-driven (:mod:`pystatsml_tl.data.formulas`): 40 classes of
 fractals, each an iterated function system, rendered on 1/f noise. No natural image, digit,
 letter or glyph is involved. The early blocks of the trained network are kept (a ResNet's stem
 to ``layer3``: edge, colour, texture and part filters); the last one, which specialises in
@@ -23,13 +23,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__, formulas
+from . import __version__
 from .backbones import check_arch, read_state_dict
-from .data import load_data
-from .recipes import make_scheduler, parameter_blocks
+from .data import formulas
+from .data.datasets import load_data
 from .storage import cache_dir as resolve_cache_dir
 from .storage import file_lock, torch_save_atomic, write_json_atomic
-from .training import best_epoch, train_val_model
+from .training.loop import best_epoch, train_val_model
+from .training.recipes import make_scheduler, parameter_blocks
 
 DEFAULT_SOURCE = "fractals"
 BUILTIN_SOURCES = ("fractals", "synthetic-source", "cifar10")
@@ -142,7 +143,7 @@ def pretrain(arch: str = "resnet18", source: str = DEFAULT_SOURCE, *, recipe: st
 
 def reinitialize_after(model: nn.Module, arch: str, keep_blocks: int, seed: int) -> tuple[list[str], list[str]]:
     """Put every block of ``model`` after its first ``keep_blocks`` (see
-    :func:`~pystatsml_tl.recipes.parameter_blocks`) back to seeded random weights, buffers
+    :func:`~pystatsml_tl.training.recipes.parameter_blocks`) back to seeded random weights, buffers
     included. Returns the names of the kept and of the re-initialised blocks (the head aside)."""
     import torchvision
 

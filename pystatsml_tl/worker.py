@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .cli import _parse_sets
     from .distributed import TIMEOUT, worker_device
-    from .experiments import build_model, prepare_data, result_of_workers, save_outputs, train_in_worker
-    from .parameters import PROFILES, profile_parameters
+    from .runs.experiments import build_model, prepare_data, result_of_workers, save_outputs, train_in_worker
+    from .runs.parameters import PROFILES, profile_parameters
 
     parser = argparse.ArgumentParser(prog="python -m pystatsml_tl.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=list(PROFILES), default="quick")

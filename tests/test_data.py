@@ -6,8 +6,8 @@ import torch
 from torchvision import transforms
 
 from pystatsml_tl import ResourceUnavailableError, load_cifar10_pytorch, load_data
-from pystatsml_tl.loaders import BatchTransform, random_flip_and_crop
-from pystatsml_tl.synthetic import TASKS, class_names, make_synthetic
+from pystatsml_tl.data.loaders import BatchTransform, random_flip_and_crop
+from pystatsml_tl.data.synthetic import TASKS, class_names, make_synthetic
 
 
 def test_synthetic_is_cifar_shaped_seeded_and_prefix_stable():

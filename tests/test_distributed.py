@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
+from pystatsml_tl.data.loaders import TensorLoader
 from pystatsml_tl.distributed import WorkerFailedError, launch, rank_and_world, rank_batches, wrap
-from pystatsml_tl.experiments import run_experiment
-from pystatsml_tl.loaders import TensorLoader
-from pystatsml_tl.training import train_val_model
+from pystatsml_tl.runs.experiments import run_experiment
+from pystatsml_tl.training.loop import train_val_model
 
 SMALL = dict(dataset="synthetic", epochs=2, batch_size=20, train_subset=100, test_subset=40, val_fraction=0.2,
              progress=False, device="cpu")
@@ -92,7 +92,7 @@ def test_a_failing_rank_ends_the_run_with_its_rank_and_error_in_bounded_time():
 
 
 def test_bad_nproc_per_node_is_refused_before_work():
-    from pystatsml_tl.parameters import validate_parameters
+    from pystatsml_tl.runs.parameters import validate_parameters
 
     for bad in ("0", "two", -1):
         with pytest.raises(ValueError, match="^nproc_per_node=.*expected a positive integer or auto"):
@@ -102,7 +102,7 @@ def test_bad_nproc_per_node_is_refused_before_work():
 
 RUN = """
 import json, sys
-from pystatsml_tl.experiments import run_experiment
+from pystatsml_tl.runs.experiments import run_experiment
 if __name__ == "__main__":
     result = run_experiment(json.loads(sys.argv[1]), log_interval=1)
     print("HISTORY", json.dumps(result.losses))

@@ -4,8 +4,8 @@ from torch import nn
 
 from pystatsml_tl import features as features_module
 from pystatsml_tl import load_data, make_model, train_val_model
-from pystatsml_tl.experiments import run_experiment
 from pystatsml_tl.features import backbone_fingerprint, cached_feature_loaders
+from pystatsml_tl.runs.experiments import run_experiment
 
 
 def small_data(seed=0):
@@ -142,7 +142,7 @@ def test_bf16_features_are_close_to_fp32_and_cached_apart(cache_dir):
 
 
 def test_unknown_precision_fails_before_any_work(cache_dir):
-    from pystatsml_tl.parameters import validate_parameters
+    from pystatsml_tl.runs.parameters import validate_parameters
 
     with pytest.raises(ValueError, match="^precision='foo': expected fp32 or bf16"):
         validate_parameters({"precision": "foo"})

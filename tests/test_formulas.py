@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from pystatsml_tl.data import load_data
-from pystatsml_tl.formulas import make_fractals, sample_systems
+from pystatsml_tl.data.datasets import load_data
+from pystatsml_tl.data.formulas import make_fractals, sample_systems
 
 
 def test_fractals_are_deterministic_for_a_seed_and_differ_across_seeds_and_splits():

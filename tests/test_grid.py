@@ -1,7 +1,7 @@
 """The run list: seeds, grids, shards and run folders."""
 import pytest
 
-from pystatsml_tl.grid import expand_runs, parse_grid, parse_seeds, parse_shard, shard_runs
+from pystatsml_tl.runs.grid import expand_runs, parse_grid, parse_seeds, parse_shard, shard_runs
 
 
 def test_seeds_count_or_list():

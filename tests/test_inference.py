@@ -2,8 +2,8 @@ import torch
 from torch import nn
 
 from pystatsml_tl import load_data, make_model
+from pystatsml_tl.data.loaders import take_rows
 from pystatsml_tl.inference import inference_model
-from pystatsml_tl.loaders import take_rows
 
 
 def test_folded_backbone_computes_the_same_features_without_batchnorm():

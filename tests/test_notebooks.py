@@ -8,9 +8,9 @@ import papermill
 import pytest
 from PIL import Image
 
-from pystatsml_tl.experiments import FIGURES
-from pystatsml_tl.notebooks import EXPERIMENT_NOTEBOOK, TEACHING_NOTEBOOK, execute_notebook
-from pystatsml_tl.parameters import PARAMETERS, PROFILES, SEEDS_PARAMETER
+from pystatsml_tl.runs.experiments import FIGURES
+from pystatsml_tl.runs.notebooks import EXPERIMENT_NOTEBOOK, TEACHING_NOTEBOOK, execute_notebook
+from pystatsml_tl.runs.parameters import PARAMETERS, PROFILES, SEEDS_PARAMETER
 
 FAST = PROFILES["smoke"] | {"epochs": 2, "train_subset": 200, "test_subset": 100, "device": "cpu"}
 

@@ -30,7 +30,7 @@ def test_wheel_holds_the_notebooks_and_runs_outside_the_checkout(tmp_path):
         return subprocess.run([sys.executable, "-m", "pystatsml_tl", *args], cwd=elsewhere, env=env,
                               capture_output=True, text=True, timeout=600)
 
-    where = subprocess.run([sys.executable, "-c", "import pystatsml_tl.notebooks as n; print(n.NOTEBOOK_DIR)"],
+    where = subprocess.run([sys.executable, "-c", "import pystatsml_tl.runs.notebooks as n; print(n.NOTEBOOK_DIR)"],
                            cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert Path(where).is_relative_to(target)  # the installed copy, not the checkout
     listed = command("list")

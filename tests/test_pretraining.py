@@ -4,10 +4,11 @@ import pytest
 import torch
 import torchvision
 
-from pystatsml_tl import formulas, make_model, pretrain, profile_parameters
+from pystatsml_tl import make_model, pretrain, profile_parameters
 from pystatsml_tl import pretraining as pretraining_module
 from pystatsml_tl.cli import main
-from pystatsml_tl.experiments import run_experiment
+from pystatsml_tl.data import formulas
+from pystatsml_tl.runs.experiments import run_experiment
 
 TINY = dict(epochs=1, train_size=200, test_size=50, batch_size=50)
 

@@ -7,12 +7,12 @@ import torchvision
 from torch import nn
 
 from pystatsml_tl import load_data, make_model
-from pystatsml_tl.experiments import build_model, run_experiment
-from pystatsml_tl.strategies import build_optimizer, train_two_stage
-from pystatsml_tl.lr_finder import lr_find
-from pystatsml_tl.parameters import validate_parameters
-from pystatsml_tl.recipes import discriminative_groups, make_optimizer, make_scheduler, parameter_blocks
-from pystatsml_tl.training import train_val_model
+from pystatsml_tl.runs.experiments import build_model, run_experiment
+from pystatsml_tl.runs.lr_finder import lr_find
+from pystatsml_tl.runs.parameters import validate_parameters
+from pystatsml_tl.runs.strategies import build_optimizer, train_two_stage
+from pystatsml_tl.training.loop import train_val_model
+from pystatsml_tl.training.recipes import discriminative_groups, make_optimizer, make_scheduler, parameter_blocks
 
 SMALL = dict(dataset="synthetic", weights="none", epochs=3, batch_size=20, train_subset=120, test_subset=40,
              progress=False, device="cpu")
@@ -37,13 +37,13 @@ def test_discriminative_rates_shrink_block_by_block_towards_the_stem(arch, first
 
 def test_two_stage_first_stage_keeps_the_backbone_bit_identical_and_the_second_moves_it(cache_dir):
     params = validate_parameters(SMALL | {"experiment": "two-stage", "freeze_epochs": 1, "lr": 1e-3})
-    from pystatsml_tl.experiments import prepare_data
+    from pystatsml_tl.runs.experiments import prepare_data
 
     data = prepare_data(params)
     model = build_model(params, data.num_classes)
     before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("fc.")}
     stages = []
-    import pystatsml_tl.strategies as strategies
+    import pystatsml_tl.runs.strategies as strategies
 
     original = strategies._fine_tune
 

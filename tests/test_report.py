@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pystatsml_tl.report import comparison_sentence, comparison_table, runs_table, summary_table
-from pystatsml_tl.statistics import wilson_interval
+from pystatsml_tl.runs.report import comparison_sentence, comparison_table, runs_table, summary_table
+from pystatsml_tl.runs.statistics import wilson_interval
 
 
 def fake_run(experiment, seed, correct, n=100, lr=0.001):

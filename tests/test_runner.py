@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from pystatsml_tl.cli import main
-from pystatsml_tl.experiments import FIGURES
-from pystatsml_tl.notebooks import EXPERIMENT_NOTEBOOK
-from pystatsml_tl.parameters import EXPERIMENTS, PARAMETERS, parse_value
-from pystatsml_tl.runner import execute_plan, plan_run
+from pystatsml_tl.runs.experiments import FIGURES
+from pystatsml_tl.runs.notebooks import EXPERIMENT_NOTEBOOK
+from pystatsml_tl.runs.parameters import EXPERIMENTS, PARAMETERS, parse_value
+from pystatsml_tl.runs.runner import execute_plan, plan_run
 from pystatsml_tl.storage import atomic_path, write_text_atomic
 
 FAST = ["--set", "epochs=2", "--set", "train_subset=200", "--set", "test_subset=100"]
@@ -97,7 +97,7 @@ def test_a_failure_spares_the_others_and_a_rerun_finishes_only_it(tmp_path, caps
 
 
 def test_cli_exit_status_is_non_zero_when_an_experiment_fails(tmp_path, monkeypatch):
-    import pystatsml_tl.runner as runner
+    import pystatsml_tl.runs.runner as runner
 
     notebook = failing_notebook(tmp_path, tmp_path / "never")
     original = runner.execute_plan
@@ -143,7 +143,7 @@ def test_invalid_options_exit_2_with_one_line_before_anything_runs(argv, message
 
 @pytest.mark.parametrize("name", [n for n in PARAMETERS])
 def test_every_parameter_is_settable_or_refused_in_one_line(name, tmp_path, capsys):
-    from pystatsml_tl.grid import RUNNER_OWNED
+    from pystatsml_tl.runs.grid import RUNNER_OWNED
 
     value = {"experiment": "scratch", "dataset": "synthetic", "data_dir": str(tmp_path), "arch": "resnet18",
              "weights": "none", "normalize": "imagenet", "device": "cpu", "output_dir": str(tmp_path),

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from pystatsml_tl import evaluate, load_data, make_model, train_val_model
-from pystatsml_tl.training import best_epoch
+from pystatsml_tl.training.loop import best_epoch
 
 
 def small_data(val_fraction=0.2, n=200, batch_size=25):

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import resolve_device
+from ..data.datasets import resolve_device
 
 
 @dataclass
@@ -120,11 +120,11 @@ def lr_find(model: nn.Module, dataloaders: dict[str, Any], criterion: nn.Module 
 
 def lr_find_experiment(params: dict[str, Any], num_iter: int = 100) -> LRFinderResult:
     """The range test for an experiment's parameters: its data, model and optimizer (a frozen
-    backbone's head on cached features), as :func:`~pystatsml_tl.experiments.train_experiment` would train them."""
-    from .backbones import get_head
+    backbone's head on cached features), as :func:`~pystatsml_tl.runs.experiments.train_experiment` would train them."""
+    from ..backbones import get_head
     from .experiments import build_model, prepare_data
-    from .strategies import build_optimizer, experiment_criterion, feature_loaders, use_feature_cache
     from .parameters import validate_parameters
+    from .strategies import build_optimizer, experiment_criterion, feature_loaders, use_feature_cache
 
     params = validate_parameters(params)
     data = prepare_data(params)

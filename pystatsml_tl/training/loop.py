@@ -14,9 +14,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import resolve_device
-from .distributed import is_main_process, sum_across_ranks
-from .storage import torch_save_atomic
+from ..data.datasets import resolve_device
+from ..distributed import is_main_process, sum_across_ranks
+from ..storage import torch_save_atomic
 
 PHASE_ORDER = ("train", "val", "test")
 
@@ -134,7 +134,7 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     every epoch by rank 0 of a data-parallel run; a run finds it and resumes from it). ``model``
     may be wrapped in DistributedDataParallel: losses and accuracies are then summed over the
     ranks. ``scheduler`` is stepped once per epoch, or after every batch when its ``interval``
-    attribute is ``"batch"`` (see :mod:`pystatsml_tl.recipes`). A loss that becomes NaN or
+    attribute is ``"batch"`` (see :mod:`pystatsml_tl.training.recipes`). A loss that becomes NaN or
     infinite stops training with ``FloatingPointError`` naming the epoch.
     """
     if not isinstance(num_epochs, int) or num_epochs <= 0:

@@ -7,7 +7,7 @@ rates over a backbone's blocks, and learning-rate schedules stepped where they a
 - :func:`make_optimizer` builds SGD or Adam over parameter groups;
 - :func:`make_scheduler` builds the lesson's StepLR (stepped once per epoch) or a per-batch
   schedule (cosine, one-cycle, or step with a linear warm-up), marked ``interval = "batch"`` so
-  that :func:`~pystatsml_tl.training.train_val_model` steps it after every optimizer step.
+  that :func:`~pystatsml_tl.training.loop.train_val_model` steps it after every optimizer step.
 """
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from .backbones import get_head
-from .parameters import SCHEDULERS
+from ..backbones import get_head
 
 OPTIMIZERS = ("sgd", "adam")
+SCHEDULERS = ("step", "cosine", "onecycle")
 
 
 def _parameters(module: nn.Module, excluded: set[int]) -> list[nn.Parameter]:

@@ -9,7 +9,7 @@ import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from .loaders import ImageArrayDataset
+from ..data.loaders import ImageArrayDataset
 
 PHASE_STYLES = {"train": ("tab:blue", "-"), "val": ("tab:orange", "--"), "test": ("tab:red", ":")}
 

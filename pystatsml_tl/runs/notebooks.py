@@ -1,6 +1,6 @@
 """Execute the package's notebooks with papermill and keep what they store small.
 
-``python -m pystatsml_tl.notebooks`` re-executes the committed notebooks with the ``smoke``
+``python -m pystatsml_tl.runs.notebooks`` re-executes the committed notebooks with the ``smoke``
 profile and strips run-specific metadata, so that ``pytest --nbval`` compares stable outputs.
 """
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import Any
 import nbformat
 
 
-
 def _notebook_dir() -> Path:
     """The notebooks: inside the installed package (a wheel carries them as ``bundled_notebooks``),
     else the repository's ``notebooks/`` folder (a checkout, an editable install)."""
-    bundled = Path(__file__).resolve().parent / "bundled_notebooks"
+    package = Path(__file__).resolve().parents[1]
+    bundled = package / "bundled_notebooks"
     if (bundled / "experiment.ipynb").is_file():
         return bundled
-    return Path(__file__).resolve().parent.parent / "notebooks"
+    return package.parent / "notebooks"
 
 
 NOTEBOOK_DIR = _notebook_dir()

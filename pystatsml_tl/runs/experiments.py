@@ -16,17 +16,17 @@ import torch
 import torchvision
 from torch import nn
 
-from . import __version__
-from .data import DataLoaders, load_data, resolve_device, shard_loaders
-from .distributed import is_distributed, launch, rank_and_world, resolve_nproc, worker_device
-from .features import FeatureCacheInfo
+from .. import __version__
+from ..data.datasets import DataLoaders, load_data, resolve_device, shard_loaders
+from ..distributed import is_distributed, launch, rank_and_world, resolve_nproc, worker_device
+from ..features import FeatureCacheInfo
+from ..models import make_model
+from ..storage import save_figure_atomic, write_json_atomic
+from ..training.loop import Evaluation, best_epoch, evaluate, selection_phase
 from .grid import seed_folder
-from .models import make_model
 from .parameters import experiment_settings, validate_parameters
 from .statistics import wilson_interval
-from .storage import save_figure_atomic, write_json_atomic
 from .strategies import experiment_criterion, fit, test_target
-from .training import Evaluation, best_epoch, evaluate, selection_phase
 
 PUBLISHED_BEST_ACC = {"finetune-sgd": 78.90, "finetune-adam": 80.49, "extractor-sgd": 46.44, "extractor-adam": 46.43}
 """The tutorial's published "best val acc" (%, selected on the CIFAR-10 test split, 5 epochs)."""
@@ -126,7 +126,7 @@ def train_in_worker(params: dict[str, Any], log_interval: int | None) -> dict[st
 
 def train_experiment(params: dict[str, Any], data: DataLoaders, model: nn.Module,
                      log_interval: int | None = 1) -> ExperimentResult:
-    """Train ``model`` on ``data`` as ``params`` say (see :func:`~pystatsml_tl.strategies.fit`),
+    """Train ``model`` on ``data`` as ``params`` say (see :func:`~pystatsml_tl.runs.strategies.fit`),
     then evaluate the selected model on the test set.
 
     With ``nproc_per_node`` > 1 the training runs in that many worker processes started by

@@ -2,7 +2,7 @@
 
 :func:`load_data` returns a :class:`DataLoaders` dict keyed ``"train"``, ``"val"`` (when
 ``val_fraction > 0``) and ``"test"``. In-memory datasets (CIFAR-10, synthetic) are served by a
-:class:`~pystatsml_tl.loaders.TensorLoader`; image folders by a ``torch.utils.data.DataLoader``.
+:class:`~pystatsml_tl.data.loaders.TensorLoader`; image folders by a ``torch.utils.data.DataLoader``.
 """
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .distributed import RankBatchSampler
-from .errors import ResourceUnavailableError
+from ..distributed import RankBatchSampler
+from ..errors import ResourceUnavailableError
+from ..storage import data_dir as resolve_data_dir
 from .formulas import FRACTAL_CLASSES, make_fractals
 from .loaders import NORMALIZATION_STATS, BatchTransform, ImageArrayDataset, TensorLoader
-from .storage import data_dir as resolve_data_dir
 from .synthetic import class_names, make_synthetic
 
 SYNTHETIC_SIZES = {"train": 50_000, "test": 10_000}
@@ -116,14 +116,14 @@ def load_cifar10_arrays(root: str | os.PathLike | None = None, download: bool = 
 
 def load_synthetic_arrays(task: str = "target", train_size: int = SYNTHETIC_SIZES["train"],
                           test_size: int = SYNTHETIC_SIZES["test"], seed: int = 0) -> dict[str, ImageArrayDataset]:
-    """Generate a synthetic task (see :mod:`pystatsml_tl.synthetic`) as datasets keyed ``train`` and ``test``."""
+    """Generate a synthetic task (see :mod:`pystatsml_tl.data.synthetic`) as datasets keyed ``train`` and ``test``."""
     return _generated_splits(lambda size, split: make_synthetic(task, size, seed=seed, split=split),
                              class_names(task), train_size, test_size)
 
 
 def load_fractal_arrays(train_size: int = FRACTAL_SIZES["train"], test_size: int = FRACTAL_SIZES["test"],
                         seed: int = 0, num_classes: int = FRACTAL_CLASSES) -> dict[str, ImageArrayDataset]:
-    """Render the formula-driven source task (see :mod:`pystatsml_tl.formulas`) as datasets keyed
+    """Render the formula-driven source task (see :mod:`pystatsml_tl.data.formulas`) as datasets keyed
     ``train`` and ``test``; classes are named ``ifs-00``, ``ifs-01``, ..."""
     return _generated_splits(lambda size, split: make_fractals(size, num_classes, seed=seed, split=split),
                              [f"ifs-{k:02d}" for k in range(num_classes)], train_size, test_size)

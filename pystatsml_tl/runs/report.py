@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..storage import atomic_path, file_lock, save_figure_atomic, write_text_atomic
 from .experiments import PUBLISHED_BEST_ACC, PUBLISHED_SECONDS, is_complete_metrics
 from .parameters import EXPERIMENTS
 from .statistics import holm_adjust, mcnemar_exact, paired_t, summarize_accuracies
-from .storage import atomic_path, file_lock, save_figure_atomic, write_text_atomic
 
 FAILURE_FILE = "failure.json"
 """Written into a run's folder when its notebook failed, so that a rebuilt report still shows it."""

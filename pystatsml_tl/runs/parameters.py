@@ -25,8 +25,6 @@ rate; ``discriminative`` fine-tunes everything with rates that shrink from the h
 TUTORIAL_EXPERIMENTS = ("finetune-sgd", "finetune-adam", "extractor-sgd", "extractor-adam")
 
 NORMALIZATIONS = ("tutorial", "imagenet")
-SCHEDULERS = ("step", "cosine", "onecycle")
-PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 BUILTIN_DATASETS = ("cifar10", "synthetic")
 
@@ -192,7 +190,9 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
     _require(p["experiment"] in EXPERIMENTS, "experiment", p["experiment"], "one of " + ", ".join(EXPERIMENTS))
     _require(p["dataset"] in BUILTIN_DATASETS or Path(p["dataset"]).expanduser().is_dir(), "dataset",
              p["dataset"], "cifar10, synthetic or an existing image folder")
-    from .backbones import check_arch, check_weights  # torchvision is imported late: keep it lazy
+    from ..backbones import check_arch, check_weights  # torchvision is imported late: keep it lazy
+    from ..features import PRECISIONS
+    from ..training.recipes import SCHEDULERS
 
     check_arch(p["arch"])
     check_weights(p["weights"])

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .data import load_cifar10_arrays
-from .errors import ResourceUnavailableError
+from ..data.datasets import load_cifar10_arrays
+from ..errors import ResourceUnavailableError
+from ..storage import write_json_atomic
 from .experiments import is_complete_metrics
 from .grid import RUNNER_OWNED, Run, expand_runs, group_folder, shard_runs
 from .notebooks import EXPERIMENT_NOTEBOOK, execute_notebook
 from .parameters import EXPERIMENTS, experiment_settings, profile_parameters
 from .report import FAILURE_FILE, write_report
-from .storage import write_json_atomic
 
 
 @dataclass
@@ -70,8 +70,8 @@ def plan_run(profile: str, experiments: list[str], overrides: dict[str, Any], ou
 def prepare_resources(plan: RunPlan) -> None:
     """Fetch what the runs share before they start: the dataset, the ImageNet weights or the
     offline pretrained backbone. Fails at once with the package's offline message when it cannot."""
-    from .models import fetch_imagenet_weights
-    from .pretraining import pretrained_backbone_path
+    from ..models import fetch_imagenet_weights
+    from ..pretraining import pretrained_backbone_path
 
     runs = [params for _, params in plan.runs]  # each resource once, however many runs share it
     for data_dir in sorted({p["data_dir"] for p in runs if p["dataset"] == "cifar10"}, key=repr):

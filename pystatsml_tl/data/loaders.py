@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .distributed import rank_batches
+from ..distributed import rank_batches
 
 NORMALIZATION_STATS = {
     "tutorial": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),

@@ -17,13 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data import DataLoaders, resolve_device
-from .distributed import wrap
-from .features import FeatureCacheInfo, cached_feature_loaders
-from .models import get_head, is_frozen, unfreeze_backbone
+from ..data.datasets import DataLoaders, resolve_device
+from ..distributed import wrap
+from ..features import FeatureCacheInfo, cached_feature_loaders
+from ..models import get_head, is_frozen, unfreeze_backbone
+from ..training.loop import selection_phase, train_val_model
+from ..training.recipes import discriminative_groups, make_optimizer, make_scheduler
 from .parameters import experiment_settings
-from .recipes import discriminative_groups, make_optimizer, make_scheduler
-from .training import selection_phase, train_val_model
 
 
 def build_optimizer(params: dict[str, Any], model: nn.Module, epochs: int | None = None,
