@@ -5,8 +5,8 @@ a class is one iterated function system (IFS), a few random contractive affine m
 attractor is a fractal; every image of the class renders that attractor again with its own
 jitter of the maps, placement, scale, rotation, mirror, colours and blur, on a background of
 coloured 1/f noise, the power spectrum of natural images (Baradad et al. 2021). Each class also
-has its own colours, one per map, which every image varies around: as in photographs, colour
-tells part of the class and shape the rest. The network learns edge, texture, shape and colour
+has its own colours, one per map and one for the background, which every image varies around:
+as in photographs, colour tells part of the class and shape the rest. The network learns edge, texture, shape and colour
 filters, which also serve real photographs.
 
 Everything is drawn from one seed with torch, vectorised over images and points (no Python
@@ -134,12 +134,11 @@ def _contrasting_palette(background: torch.Tensor, colours: torch.Tensor, gen: t
     mean brightness of the image's background by 0.25 to 0.6 (hue kept): the fractal stays
     visible in grey."""
     n, maps = colours.shape[:2]
-    palette = colours
     behind = (background.mean((2, 3)) @ LUMA).view(n, 1)
     gap = 0.25 + 0.35 * torch.rand(n, maps, generator=gen)
     darker = ((torch.rand(n, maps, generator=gen) < 0.5) & (behind - gap >= 0)) | (behind + gap > 1)
     target = torch.where(darker, behind - gap, behind + gap).clamp(0, 1)
-    return (palette - (palette @ LUMA).unsqueeze(-1) + target.unsqueeze(-1)).clamp(0, 1)
+    return (colours - (colours @ LUMA).unsqueeze(-1) + target.unsqueeze(-1)).clamp(0, 1)
 
 
 def _render(systems: torch.Tensor, colours: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -163,9 +162,9 @@ def _render(systems: torch.Tensor, colours: torch.Tensor, gen: torch.Generator) 
     # each map paints in its own colour: parts of the attractor differ in colour, as in a photo
     background = _noise_backgrounds(colours[:, 0], size, gen)
     palette = _contrasting_palette(background, colours[:, 1:], gen)
-    colours = palette[torch.arange(n).view(n, 1).expand_as(which)[inside], which[inside]]
+    point_colours = palette[torch.arange(n).view(n, 1).expand_as(which)[inside], which[inside]]
     count = torch.zeros(n * fine * fine).index_add_(0, flat, torch.ones(flat.numel()))
-    paint = torch.zeros(n * fine * fine, 3).index_add_(0, flat, colours)
+    paint = torch.zeros(n * fine * fine, 3).index_add_(0, flat, point_colours)
     count = count.view(n, 1, fine, fine)
     paint = paint.view(n, fine, fine, 3).permute(0, 3, 1, 2)
     count, paint = F.avg_pool2d(count, SUPERSAMPLE), F.avg_pool2d(paint, SUPERSAMPLE)
@@ -205,8 +204,8 @@ def make_fractals(n: int, num_classes: int = FRACTAL_CLASSES, seed: int = 0, spl
 
     Returns ``(images, labels)``: uint8 ``(n, 32, 32, 3)`` and int64 ``(n,)``. The systems depend
     on ``seed`` only, so train and test splits share classes; the same ``(n, seed, split)`` gives
-    the same images. ``jitter``: relative noise added to every
-    map's coefficients per image (within-class variation).
+    the same images. ``jitter``: relative noise added to every map's coefficients per image
+    (within-class variation); colours vary by ``COLOUR_JITTER``.
     """
     if not isinstance(n, int) or n <= 0:
         raise ValueError(f"n={n!r}: expected a positive number of images")
@@ -223,7 +222,7 @@ def make_fractals(n: int, num_classes: int = FRACTAL_CLASSES, seed: int = 0, spl
         chunk_labels = torch.randint(num_classes, (count,), generator=gen)
         chosen = systems[chunk_labels]
         chosen = chosen * (1 + jitter * torch.randn(chosen.shape, generator=gen)) * (chosen != 0)
-        tinted = (colours[chunk_labels] + COLOUR_JITTER * torch.randn(count, *colours.shape[1:], generator=gen))
+        tinted = colours[chunk_labels] + COLOUR_JITTER * torch.randn(count, *colours.shape[1:], generator=gen)
         images.append((_render(chosen, tinted.clamp(0, 1), gen) * 255).round().to(torch.uint8))
         labels.append(chunk_labels)
     array = torch.cat(images).permute(0, 2, 3, 1).contiguous().numpy()
