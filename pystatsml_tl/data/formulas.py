@@ -6,8 +6,8 @@ attractor is a fractal; every image of the class renders that attractor again wi
 jitter of the maps, placement, scale, rotation, mirror, colours and blur, on a background of
 coloured 1/f noise, the power spectrum of natural images (Baradad et al. 2021). Each class also
 has its own colours, one per map and one for the background, which every image varies around:
-as in photographs, colour tells part of the class and shape the rest. The network learns edge, texture, shape and colour
-filters, which also serve real photographs.
+as in photographs, colour tells part of the class and shape the rest. The network learns edge,
+texture, shape and colour filters, which also serve real photographs.
 
 Everything is drawn from one seed with torch, vectorised over images and points (no Python
 loop per point or per image), CIFAR-shaped: ``(n, 32, 32, 3)`` uint8.
