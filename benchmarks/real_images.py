@@ -49,13 +49,14 @@ def _grey_uint8(image: np.ndarray, top: float) -> np.ndarray:
 
 
 def write_digits(root: Path) -> None:
-    """scikit-learn's digits as ``root/{train,test}/<digit>/<index>.png``."""
-    from sklearn.datasets import load_digits
+    """scikit-learn's digits as ``root/{train,test}/<digit>/<index>.png``: the package's ``digits``
+    data set (the scans enlarged to 32 px, every third scan of each digit a test image)."""
+    from pystatsml_tl.data.digits import digit_images, digits_split
 
-    digits, seen = load_digits(), {}
-    for index, (image, label) in enumerate(zip(digits.images, digits.target)):
-        count = seen[int(label)] = seen.get(int(label), -1) + 1
-        _save(_grey_uint8(image, 16), root / ("test" if count % 3 == 2 else "train") / str(label), str(index))
+    images, labels = digit_images()
+    is_test = digits_split(labels)
+    for index, (image, label) in enumerate(zip(images, labels)):
+        _save(image, root / ("test" if is_test[index] else "train") / str(label), str(index))
 
 
 def write_faces(root: Path) -> None:

@@ -35,8 +35,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="execute experiments with papermill and write a report")
     run.add_argument("--profile", choices=list(PROFILES), default="quick", help="named parameter set (default: quick)")
     run.add_argument("--experiments", default=None,
-                     help=f"comma-separated, among {', '.join(EXPERIMENTS)} (default: the tutorial's four; "
-                          "smoke adds scratch)")
+                     help=f"comma-separated, among {', '.join(EXPERIMENTS)} (default: the profile's; "
+                          + "; ".join(f"{name}: {', '.join(names)}" for name, names in PROFILE_EXPERIMENTS.items())
+                          + ")")
     run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                      help="override a notebook parameter (repeatable), e.g. --set epochs=3")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="where to train (default: auto)")

@@ -114,14 +114,32 @@ def is_frozen(model: nn.Module) -> bool:
     return isinstance(getattr(model, "head_name", None), str) and "train" in vars(model)
 
 
+def pretrained_model(arch: str = "resnet18", weights: str = "imagenet", *, progress: bool = True) -> nn.Module:
+    """A torchvision ``arch`` with ``weights``, its own classification layer kept (1000 ImageNet classes).
+
+    ``weights``: ``imagenet`` (torchvision's default weights, through its cache and download, as
+    ``resnet18(weights=ResNet18_Weights.DEFAULT)``), ``none`` (random init), ``synthetic`` (the
+    offline backbone pretrained on formula-drawn images, made on first use) or the path of a saved
+    state dict. Seed torch first for a reproducible random init.
+    """
+    check_arch(arch)
+    check_weights(weights)
+    import torchvision
+
+    if weights == "imagenet":
+        return _imagenet_model(arch, progress)
+    model = torchvision.models.get_model(arch, weights=None)
+    if weights != "none":
+        path = pretrained_backbone_path(arch, progress=progress) if weights == "synthetic" else weights
+        load_backbone_weights(model, path, arch)
+    return model
+
+
 def make_model(arch: str = "resnet18", weights: str = "imagenet", num_classes: int = 10,
                strategy: str = "finetune", *, seed: int | None = None, progress: bool = True) -> nn.Module:
-    """Build a torchvision ``arch`` with ``weights``, its classifier replaced by a new
-    ``nn.Linear(in_features, num_classes)``.
+    """Build a torchvision ``arch`` with ``weights`` (see :func:`pretrained_model`), its classifier
+    replaced by a new ``nn.Linear(in_features, num_classes)``.
 
-    ``weights``: ``imagenet`` (torchvision's default weights, through its cache and download),
-    ``none`` (random init), ``synthetic`` (the offline backbone pretrained on the synthetic source
-    task, made on first use) or the path of a saved state dict.
     ``strategy``: ``finetune`` (every layer trains) or ``extractor`` (only the new layer trains;
     the rest is frozen and stays in eval mode). ``seed`` seeds the random initialisation.
     """
@@ -131,17 +149,9 @@ def make_model(arch: str = "resnet18", weights: str = "imagenet", num_classes: i
         raise ValueError(f"strategy={strategy!r}: expected one of {', '.join(STRATEGIES)}")
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes={num_classes!r}: expected an integer >= 2")
-    import torchvision
-
     if seed is not None:
         torch.manual_seed(seed)
-    if weights == "imagenet":
-        model = _imagenet_model(arch, progress)
-    else:
-        model = torchvision.models.get_model(arch, weights=None)
-        if weights != "none":
-            path = pretrained_backbone_path(arch, progress=progress) if weights == "synthetic" else weights
-            load_backbone_weights(model, path, arch)
+    model = pretrained_model(arch, weights, progress=progress)
     name = head_name(model)
     set_head(model, name, nn.Linear(get_head(model).in_features, num_classes))
     if strategy == "extractor":

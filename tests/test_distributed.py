@@ -144,4 +144,4 @@ def test_torchrun_starts_the_workers_and_rank_0_writes_the_outputs(tmp_path, cac
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["history"]["train_loss"]) == 2 and len(metrics["test_predictions"]) == 40
-    assert done.stdout.count("Epoch 1/1") == 1  # only rank 0 reports
+    assert done.stdout.count("epoch 1/1") == 1  # only rank 0 reports

@@ -17,7 +17,7 @@ def test_defaults_are_the_tutorial_settings_with_a_validation_split():
 def test_every_profile_is_valid():
     for name in PROFILES:
         assert profile_parameters(name)["experiment"] in EXPERIMENTS
-    assert profile_parameters("smoke")["dataset"] == "synthetic"
+    assert profile_parameters("smoke")["dataset"] == "digits"  # real images, offline
 
 
 @pytest.mark.parametrize("params, name", [

@@ -25,8 +25,10 @@ def test_summary_and_paired_comparison_over_seeds():
     summary = summary_table(a + b)
     assert summary["experiment"].tolist() == ["finetune-sgd", "extractor-sgd"]
     row = summary.iloc[0]
-    low, high = stats.t.interval(0.95, 2, loc=np.mean([90, 92, 95]), scale=stats.sem([90, 92, 95]))
-    assert (row.n_seeds, row.test_acc_mean, row.ci) == (3, pytest.approx(92.33, abs=0.01), "t")
+    logits = [np.log((c + 0.5) / (100.5 - c)) for c in (90, 92, 95)]  # (k + 0.5) / (n + 1) on the logit scale
+    low, high = (100 / (1 + np.exp(-v)) for v in stats.t.interval(0.95, 2, loc=np.mean(logits),
+                                                                  scale=stats.sem(logits)))
+    assert (row.n_seeds, row.test_acc_mean, row.ci) == (3, pytest.approx(92.33, abs=0.01), "logit-t")
     assert (row.test_acc_ci_low, row.test_acc_ci_high) == pytest.approx((low, high), abs=0.01)
     comparisons = comparison_table(a + b)
     assert len(comparisons) == 1

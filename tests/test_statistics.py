@@ -27,7 +27,7 @@ def test_t_interval_and_summary_over_seeds():
     half = stats.t.ppf(0.975, df=2) * sd / math.sqrt(3)
     assert t_interval(values) == pytest.approx((mean - half, mean + half))
     s = summarize_accuracies(values, [300] * 3)
-    assert (s.n, s.method) == (3, "t")
+    assert (s.n, s.method) == (3, "logit-t") and 0 <= s.ci_low < 100 * mean < s.ci_high <= 100
     assert (s.mean, s.std, s.ci_low, s.ci_high) == pytest.approx((100 * mean, 100 * sd, 100 * (mean - half),
                                                                    100 * (mean + half)))
     one = summarize_accuracies([0.9], [300])

@@ -1,4 +1,5 @@
-"""Datasets and their loaders: CIFAR-10, the synthetic tasks, formula-driven fractals, and image folders.
+"""Datasets and their loaders: CIFAR-10, handwritten digits, the synthetic tasks, formula-driven fractals,
+and image folders.
 
 :func:`load_data` returns a :class:`DataLoaders` dict keyed ``"train"``, ``"val"`` (when
 ``val_fraction > 0``) and ``"test"``. In-memory datasets (CIFAR-10, synthetic) are served by a
@@ -18,6 +19,7 @@ from PIL import Image
 from ..distributed import RankBatchSampler
 from ..errors import ResourceUnavailableError
 from ..storage import data_dir as resolve_data_dir
+from .digits import load_digits_arrays
 from .formulas import FRACTAL_CLASSES, make_fractals
 from .loaders import NORMALIZATION_STATS, BatchTransform, ImageArrayDataset, TensorLoader
 from .synthetic import class_names, make_synthetic
@@ -45,6 +47,13 @@ class DataLoaders(dict):
     def sizes(self) -> dict[str, int]:
         """Number of images in each split."""
         return {split: len(loader.dataset) for split, loader in self.items()}
+
+    def training_loaders(self) -> "DataLoaders":
+        """The loaders that training sees: ``train`` and ``val``, without ``test`` (kept for the one
+        final test). Without a validation split, ``test`` stays: it then selects the epoch, the
+        tutorial's protocol (``val_fraction=0``)."""
+        kept = {split: loader for split, loader in self.items() if split != "test" or "val" not in self}
+        return DataLoaders(kept, self.classes, self.name)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -221,7 +230,8 @@ def load_data(dataset: str = "cifar10", *, data_dir: str | os.PathLike | None = 
               device: str | torch.device = "cpu", num_workers: int = 0) -> DataLoaders:
     """Load a dataset and return its loaders keyed ``train``, ``val`` (if ``val_fraction > 0``) and ``test``.
 
-    ``dataset`` is ``cifar10`` (downloaded on first use into ``data_dir``), ``synthetic`` (the
+    ``dataset`` is ``cifar10`` (downloaded on first use into ``data_dir``), ``digits``
+    (scikit-learn's handwritten digits as 32 px RGB, :mod:`pystatsml_tl.data.digits`), ``synthetic`` (the
     10-class offline target task; ``synthetic-source`` is its 22-class source task), ``fractals``
     (the formula-driven source task of the offline backbone) or the path of an image folder with
     ``train/`` and ``test/`` (or ``val/``) subfolders of class folders.
@@ -234,6 +244,8 @@ def load_data(dataset: str = "cifar10", *, data_dir: str | os.PathLike | None = 
                   test_subset=test_subset, normalize=normalize, image_size=image_size, augment=augment, seed=seed)
     if dataset == "cifar10":
         return _tensor_loaders(load_cifar10_arrays(data_dir), "cifar10", device=device, **common)
+    if dataset == "digits":
+        return _tensor_loaders(load_digits_arrays(), "digits", device=device, **common)
     if dataset in SYNTHETIC_DATASETS:
         # generating is the costly part: make only as many images as the subsets keep
         arrays = load_synthetic_arrays(SYNTHETIC_DATASETS[dataset], train_subset or SYNTHETIC_SIZES["train"],
@@ -245,8 +257,8 @@ def load_data(dataset: str = "cifar10", *, data_dir: str | os.PathLike | None = 
         return _tensor_loaders(arrays, dataset, device=device, **common | {"train_subset": None, "test_subset": None})
     root = Path(dataset).expanduser()
     if not root.is_dir():
-        raise ValueError(f"dataset={dataset!r}: expected cifar10, synthetic, synthetic-source, fractals or an existing "
-                         "image folder")
+        raise ValueError(f"dataset={dataset!r}: expected cifar10, digits, synthetic, synthetic-source, fractals or an "
+                         "existing image folder")
     if not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"num_workers={num_workers!r}: expected an integer >= 0")
     return _image_folder_loaders(root, num_workers=num_workers, device=device, **common)

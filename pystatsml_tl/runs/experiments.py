@@ -5,26 +5,23 @@ The notebooks call these steps one by one to tell the story; :func:`run_experime
 from __future__ import annotations
 
 import json
-import math
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 from torch import nn
 
-from .. import __version__
 from ..data.datasets import DataLoaders, load_data, resolve_device, shard_loaders
 from ..distributed import is_distributed, launch, rank_and_world, resolve_nproc, worker_device
 from ..features import FeatureCacheInfo
 from ..models import make_model
+from ..provenance import provenance, provenance_line, versions
 from ..storage import save_figure_atomic, write_json_atomic
 from ..training.loop import Evaluation, best_epoch, evaluate, selection_phase
 from .grid import seed_folder
-from .parameters import experiment_settings, validate_parameters
+from .parameters import BUILTIN_DATASETS, PARAMETERS, experiment_settings, validate_parameters
 from .statistics import wilson_interval
 from .strategies import experiment_criterion, fit, test_target
 
@@ -39,10 +36,22 @@ FIGURES = ("learning_curves.png", "confusion_matrix.png", "misclassified.png")
 """File names of the figures :func:`make_figures` draws, in that order."""
 
 
-def versions() -> dict[str, str]:
-    """Versions of what produced a result."""
-    return {"pystatsml_tl": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "python": platform.python_version()}
+def run_record(params: dict[str, Any]) -> dict[str, Any]:
+    """What identifies a run before it starts: its resolved parameters as a table (name, value,
+    help) and its provenance as one line (:func:`~pystatsml_tl.provenance.provenance_line`)."""
+    import pandas as pd
+
+    table = pd.DataFrame([{"parameter": name, "value": repr(value), "meaning": PARAMETERS[name].help}
+                          for name, value in params.items()]).set_index("parameter")
+    device = resolve_device(params["device"])
+    return {"parameters": table, "provenance": f"runs on {device}; {provenance_line(provenance())}"}
+
+
+def run_title(params: dict[str, Any]) -> str:
+    """The run's identity for figure titles: experiment, data set, weights and seed."""
+    dataset = Path(params["dataset"]).name if params["dataset"] not in BUILTIN_DATASETS else params["dataset"]
+    return (f"{params['experiment']} on {dataset}, weights {experiment_settings(params)['weights']}, "
+            f"seed {params['seed']}")
 
 
 def prepare_data(params: dict[str, Any]) -> DataLoaders:
@@ -107,7 +116,7 @@ class ExperimentResult:
             "sizes": self.data.sizes, "test_predictions": self.test.predictions.tolist(),
             "test_targets": self.test.targets.tolist(),
             "feature_cache": None if self.feature_cache is None else vars(self.feature_cache),
-            "versions": versions(),
+            "versions": versions(), "provenance": provenance(),
         }
 
 
@@ -210,26 +219,15 @@ def make_figures(result: ExperimentResult) -> dict[str, Any]:
     keyed by file name. The figures are closed: show one with ``display(fig)``."""
     from . import plots
 
-    name = result.params["experiment"]
+    name = run_title(result.params)
     targets, predictions = result.test.targets.tolist(), result.test.predictions.tolist()
     figures = dict(zip(FIGURES, (
-        plots.learning_curves(result.losses, result.accuracies, title=name),
-        plots.confusion_matrix(targets, predictions, result.data.classes, title=f"{name}: confusion matrix (test set)"),
-        plots.misclassified_images(result.data["test"].dataset, targets, predictions, result.data.classes),
+        plots.learning_curves_grid({result.params["experiment"]: (result.losses, result.accuracies)},
+                                   chance=1 / result.data.num_classes, title=name),
+        plots.confusion_matrix(targets, predictions, result.data.classes, title=f"{name}\nconfusion matrix (test set)"),
+        plots.misclassified_images(result.data["test"].dataset, targets, predictions, result.data.classes,
+                                   title=f"{name}: misclassified test images"),
     )))
     for fig in figures.values():
         plots.plt.close(fig)
     return figures
-
-
-def sanity_checks(result: ExperimentResult) -> dict[str, bool]:
-    """What must hold after any run: one finite entry per epoch, accuracies in [0, 1], and a test
-    accuracy above chance."""
-    history = result.history()
-    epochs = result.params["epochs"]
-    return {
-        "one entry per epoch": all(len(values) == epochs for values in history.values()),
-        "finite losses": all(math.isfinite(v) for k, values in history.items() if k.endswith("loss") for v in values),
-        "accuracies in [0, 1]": all(0 <= v <= 1 for k, values in history.items() if k.endswith("acc") for v in values),
-        "test accuracy above chance": result.test.accuracy > 1 / result.data.num_classes,
-    }

@@ -15,10 +15,12 @@ EXPERIMENTS = {
     "extractor-sgd": {"strategy": "extractor", "optimizer": "sgd"},
     "extractor-adam": {"strategy": "extractor", "optimizer": "adam"},
     "scratch": {"strategy": "finetune", "optimizer": "sgd", "weights": "none"},
+    "extractor-random": {"strategy": "extractor", "optimizer": "adam", "weights": "none"},
     "two-stage": {"strategy": "two-stage", "optimizer": "adam"},
     "discriminative": {"strategy": "discriminative", "optimizer": "adam"},
 }
-"""The named experiments: what trains, with which optimizer (``scratch`` also forces random weights).
+"""The named experiments: what trains, with which optimizer (``scratch`` and ``extractor-random`` also
+force random weights: the references that show what pretraining bought, fine-tuned and frozen).
 ``two-stage`` trains the new head on the frozen backbone, then fine-tunes everything at a lower
 rate; ``discriminative`` fine-tunes everything with rates that shrink from the head to the stem."""
 
@@ -26,7 +28,7 @@ TUTORIAL_EXPERIMENTS = ("finetune-sgd", "finetune-adam", "extractor-sgd", "extra
 
 NORMALIZATIONS = ("tutorial", "imagenet")
 DEVICES = ("auto", "cpu", "cuda")
-BUILTIN_DATASETS = ("cifar10", "synthetic")
+BUILTIN_DATASETS = ("cifar10", "digits", "synthetic")
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,9 @@ PARAMETERS: dict[str, Parameter] = {
     p.name: p
     for p in [
         Parameter("experiment", str, "finetune-sgd",
-                  "finetune-sgd | finetune-adam | extractor-sgd | extractor-adam | scratch | two-stage | "
-                  "discriminative"),
-        Parameter("dataset", str, "cifar10", "cifar10 | synthetic | path of an image folder with train/ and test/"),
+                  "finetune-sgd | finetune-adam | extractor-sgd | extractor-adam | scratch | extractor-random | "
+                  "two-stage | discriminative"),
+        Parameter("dataset", str, "cifar10", "cifar10 | digits (scikit-learn's, offline) | synthetic | path of an image folder with train/ and test/"),
         Parameter("data_dir", str, None, "where datasets are stored (default: $PYSTATSML_TL_DATA or the user cache)",
                   optional=True),
         Parameter("arch", str, "resnet18", "torchvision classification model name"),
@@ -100,8 +102,8 @@ SEEDS_PARAMETER = Parameter("seeds", list, None, "run these seeds one after anot
 
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
-        "dataset": "synthetic", "weights": "synthetic", "epochs": 3, "batch_size": 50,
-        "train_subset": 600, "test_subset": 300, "progress": False,
+        "dataset": "digits", "weights": "synthetic", "epochs": 3, "batch_size": 50,
+        "train_subset": 300, "progress": False,
     },
     "quick": {
         "dataset": "cifar10", "weights": "imagenet", "epochs": 2, "batch_size": 100,
@@ -112,11 +114,13 @@ PROFILES: dict[str, dict[str, Any]] = {
         "lr": 1e-3, "step_size": 7, "gamma": 0.1, "val_fraction": 0.0, "normalize": "tutorial",
     },
 }
-"""Named parameter sets: ``smoke`` (offline, seconds), ``quick`` (CIFAR-10 subset), ``tutorial`` (the original)."""
+"""Named parameter sets: ``smoke`` (offline: scikit-learn's handwritten digits, the offline backbone;
+seconds), ``quick`` (CIFAR-10 subset), ``tutorial`` (the original)."""
 
 PROFILE_EXPERIMENTS = {"smoke": tuple(EXPERIMENTS), "quick": (*TUTORIAL_EXPERIMENTS, "two-stage", "discriminative"),
                        "tutorial": TUTORIAL_EXPERIMENTS}
-"""The experiments a profile runs by default: offline, ``scratch`` shows what pretraining bought."""
+"""The experiments a profile runs by default: offline, ``scratch`` and ``extractor-random`` show what
+pretraining bought."""
 PROFILE_SEEDS = {"smoke": 3, "quick": 1, "tutorial": 1}
 """How many seeds (0, 1, ...) a profile runs by default: smoke is cheap enough to show uncertainty."""
 
@@ -189,7 +193,7 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
     p = checked
     _require(p["experiment"] in EXPERIMENTS, "experiment", p["experiment"], "one of " + ", ".join(EXPERIMENTS))
     _require(p["dataset"] in BUILTIN_DATASETS or Path(p["dataset"]).expanduser().is_dir(), "dataset",
-             p["dataset"], "cifar10, synthetic or an existing image folder")
+             p["dataset"], "cifar10, digits, synthetic or an existing image folder")
     from ..backbones import check_arch, check_weights  # torchvision is imported late: keep it lazy
     from ..features import PRECISIONS
     from ..training.recipes import SCHEDULERS

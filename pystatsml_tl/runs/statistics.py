@@ -3,7 +3,8 @@
 scipy supplies the distributions and tests; this module only chooses among them:
 
 - one run: the Wilson interval of its test accuracy, from the number of test images;
-- several seeds: mean, standard deviation and a Student's t interval over the seeds;
+- several seeds: mean, standard deviation and a Student's t interval over the seeds, computed on
+  the logit scale so that an accuracy's interval stays inside [0, 100];
 - two settings run with the same seeds (paired runs): the t interval of the per-seed difference
   and the paired t-test; with one seed, McNemar's exact test on the test images both classified;
 - many comparisons in one report: Holm's step-down adjustment of their p-values.
@@ -42,6 +43,26 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple
     return float(low), float(high)
 
 
+def bounded_interval(accuracies: Sequence[float], test_sizes: Sequence[int],
+                     confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """95 % interval of a mean accuracy (fractions) that stays inside [0, 1] by construction.
+
+    One run: the Wilson interval from its number of test images. Several seeds: Student's t
+    interval of the seeds' accuracies on the logit scale, mapped back; each accuracy is first
+    moved off 0 and 1 by half an image, ``(k + 0.5) / (n + 1)`` for ``k`` right of ``n``, so that
+    the logit is finite. Seeds that all give the same accuracy have no spread to measure: their
+    interval is then the Wilson interval of the images right over all of them.
+    """
+    acc, sizes = np.asarray(accuracies, dtype=float), np.asarray(test_sizes, dtype=float)
+    if acc.size == 0 or acc.shape != sizes.shape:
+        raise ValueError("accuracies, test_sizes: expected two sequences of one, equal, non-zero length")
+    if acc.size == 1 or np.allclose(acc, acc[0], rtol=0, atol=1e-12):
+        return wilson_interval(round(float((acc * sizes).sum())), int(sizes.sum()), confidence)
+    shrunk = (acc * sizes + 0.5) / (sizes + 1)
+    low, high = t_interval(np.log(shrunk / (1 - shrunk)), confidence)
+    return float(1 / (1 + math.exp(-low))), float(1 / (1 + math.exp(-high)))
+
+
 @dataclass(frozen=True)
 class Summary:
     """Test accuracy over the seeds of one setting (percent)."""
@@ -51,20 +72,21 @@ class Summary:
     std: float
     ci_low: float
     ci_high: float
-    method: str  # "t" over seeds, or "wilson" for a single run
+    method: str  # "logit-t" over seeds, or "wilson" for a single run (see bounded_interval)
 
 
 def summarize_accuracies(accuracies: Sequence[float], test_sizes: Sequence[int]) -> Summary:
-    """Mean, sd and 95 % interval (percent) of test accuracies (fractions) over seeds: Student's t
-    when there are two or more, else the Wilson interval of the single run from its test size."""
+    """Mean, sd and 95 % interval (percent) of test accuracies (fractions) over seeds, inside
+    [0, 100] by construction (:func:`bounded_interval`): Student's t on the logit scale when there
+    are two or more, else the Wilson interval of the single run from its test size."""
     acc = np.asarray(accuracies, dtype=float)
     if acc.size == 0:
         raise ValueError("accuracies: expected at least one")
     if acc.size == 1:
         low, high = wilson_interval(round(acc[0] * test_sizes[0]), test_sizes[0])
         return Summary(1, 100 * acc[0], math.nan, 100 * low, 100 * high, "wilson")
-    low, high = t_interval(acc)
-    return Summary(acc.size, 100 * acc.mean(), 100 * acc.std(ddof=1), 100 * low, 100 * high, "t")
+    low, high = bounded_interval(acc, test_sizes)
+    return Summary(acc.size, 100 * acc.mean(), 100 * acc.std(ddof=1), 100 * low, 100 * high, "logit-t")
 
 
 @dataclass(frozen=True)

@@ -78,8 +78,9 @@ def _checkpoint(params: dict[str, Any], stage: str) -> Path | None:
 def _train(params: dict[str, Any], module: nn.Module, loaders, epochs: int, criterion: nn.Module,
            log_interval: int | None, device: torch.device, stage: str, lr: float | None = None, seed_offset: int = 0):
     """Train ``module`` (wrapped in DDP inside a data-parallel run) with the experiment's optimizer
-    and schedule; return the histories."""
+    and schedule on the train and val splits of ``loaders``; return the histories."""
     module.to(device=device, memory_format=torch.channels_last)
+    loaders = loaders.training_loaders()  # the test split is used once, after training
     optimizer, scheduler = build_optimizer(params, module, epochs, len(loaders["train"]), lr)
     trained = wrap(module, device, params["sync_batchnorm"])
     _, losses, accuracies = train_val_model(trained, criterion, optimizer, loaders, epochs, scheduler, log_interval,

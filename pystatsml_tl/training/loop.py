@@ -112,10 +112,9 @@ def _checkpoint_state(epoch, model, optimizer, scheduler, losses, accuracies, be
 
 
 def _print_epoch(epoch: int, num_epochs: int, losses: dict, accuracies: dict) -> None:
-    print(f"Epoch {epoch}/{num_epochs - 1}\n----------")
-    for phase in losses:
-        print(f"{phase} Loss: {losses[phase][-1]:.4f} Acc: {100 * accuracies[phase][-1]:.2f}%")
-    print()
+    phases = "   ".join(f"{phase} loss {losses[phase][-1]:.3f} acc {100 * accuracies[phase][-1]:5.1f}%"
+                         for phase in losses)
+    print(f"epoch {epoch}/{num_epochs - 1}   {phases}")
 
 
 def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer, dataloaders: dict,
@@ -133,7 +132,7 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     same numbers on CPU), ``progress`` (tqdm bars), ``checkpoint`` (a file written atomically after
     every epoch by rank 0 of a data-parallel run; a run finds it and resumes from it). ``model``
     may be wrapped in DistributedDataParallel: losses and accuracies are then summed over the
-    ranks. ``scheduler`` is stepped once per epoch, or after every batch when its ``interval``
+    ranks. A log line is one epoch; the last line says which epoch was kept. ``scheduler`` is stepped once per epoch, or after every batch when its ``interval``
     attribute is ``"batch"`` (see :mod:`pystatsml_tl.training.recipes`). A loss that becomes NaN or
     infinite stops training with ``FloatingPointError`` naming the epoch.
     """
@@ -187,8 +186,8 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
                               checkpoint)
     elapsed = time.time() - since
     if log_interval is not None:
-        print(f"Training complete in {elapsed // 60:.0f}m {elapsed % 60:.0f}s")
-        print(f"Best {select} Acc: {100 * best[0]:.2f}%")
+        print(f"best {select} acc {100 * best[0]:.1f}% at epoch {best_epoch(accuracies)} "
+              f"(trained in {elapsed // 60:.0f}m {elapsed % 60:.0f}s)")
     core.load_state_dict(best[1])
     return model, losses, accuracies
 
