@@ -1,4 +1,6 @@
 """The report's tables and words, from constructed runs (no training)."""
+import re
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -56,8 +58,42 @@ def test_one_seed_uses_mcnemar_and_grid_values_make_columns():
 
 def test_sentences_name_the_winner_with_its_interval_or_say_it_cannot_be_told():
     row = {"a": "A", "b": "B", "n": 5, "diff_mean": -5.1, "diff_ci_low": -7.2, "diff_ci_high": -3.0,
-           "p_adjusted": 0.004, "test": "paired-t"}
-    assert comparison_sentence(row) == ("B beats A by 5.1 points (95 % CI 3.0 to 7.2, p = 0.004 after Holm's "
-                                        "adjustment, 5 paired seeds)")
-    row |= {"p_adjusted": 0.2, "diff_ci_high": 1.0}
-    assert comparison_sentence(row).startswith("A and B cannot be told apart at n = 5 (difference -5.1 points")
+           "adj_ci_low": -8.0, "adj_ci_high": -2.2, "family": 3, "p_adjusted": 0.004, "test": "paired-t"}
+    assert comparison_sentence(row) == ("B beats A by 5.1 points (95 % simultaneous CI 2.2 to 8.0, p = 0.004 after "
+                                        "Holm's adjustment over 3 comparisons, 5 paired seeds)")
+    row |= {"p_adjusted": 0.2, "adj_ci_high": 1.0}
+    assert comparison_sentence(row).startswith("A and B cannot be told apart at n = 5 (difference -5.1 points, "
+                                               "95 % simultaneous CI -8.0 to 1.0")
+
+
+def _verdict_agrees_with_its_interval(sentence: str) -> bool:
+    """A sentence is coherent when "beats" stands beside an interval that excludes zero and "cannot
+    be told apart" beside one that contains it, or when the sentence says why not."""
+    low, high = (float(v) for v in re.search(r"CI (-?[\d.]+) to (-?[\d.]+)", sentence).groups())
+    explained = "; " in sentence
+    if " beats " in sentence:
+        return (low > 0 and high > 0) or explained
+    return low <= 0 <= high or explained
+
+
+def test_every_verdict_agrees_with_its_printed_interval():
+    # six settings, 3 seeds: several gaps whose unadjusted interval excludes zero while Holm's
+    # adjustment over 15 comparisons does not call them real (the case the old sentences got wrong)
+    rng = np.random.default_rng(7)
+    means = {"e1": 90, "e2": 86, "e3": 83, "e4": 80, "e5": 79, "e6": 60}
+    runs = [fake_run(name, seed, int(mean + rng.normal(0, 2)), n=400) for name, mean in means.items()
+            for seed in range(3)]
+    comparisons = comparison_table(runs)
+    assert len(comparisons) == 15 and (comparisons.family == 15).all()
+    unadjusted_excludes = (comparisons.diff_ci_low > 0) | (comparisons.diff_ci_high < 0)
+    not_real = comparisons.p_adjusted >= 0.05
+    assert (unadjusted_excludes & not_real).any()  # the adjusted and unadjusted answers differ here
+    assert ((comparisons.adj_ci_high - comparisons.adj_ci_low)
+            > (comparisons.diff_ci_high - comparisons.diff_ci_low)).all()
+    sentences = [comparison_sentence(row) for row in comparisons.to_dict("records")]
+    assert all("over 15 comparisons" in s for s in sentences)
+    assert all(_verdict_agrees_with_its_interval(s) for s in sentences), sentences
+    # one seed: McNemar's exact test on the shared test images, held to the same rule
+    single = [fake_run(name, 0, int(mean), n=400) for name, mean in means.items()]
+    assert all(_verdict_agrees_with_its_interval(comparison_sentence(row))
+               for row in comparison_table(single).to_dict("records"))

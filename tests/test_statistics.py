@@ -28,8 +28,11 @@ def test_t_interval_and_summary_over_seeds():
     assert t_interval(values) == pytest.approx((mean - half, mean + half))
     s = summarize_accuracies(values, [300] * 3)
     assert (s.n, s.method) == (3, "logit-t") and 0 <= s.ci_low < 100 * mean < s.ci_high <= 100
-    assert (s.mean, s.std, s.ci_low, s.ci_high) == pytest.approx((100 * mean, 100 * sd, 100 * (mean - half),
-                                                                   100 * (mean + half)))
+    # the summary's interval: Student's t on the logit scale of (k + 0.5) / (n + 1), mapped back
+    logits = [math.log((300 * v + 0.5) / (300 * (1 - v) + 0.5)) for v in values]
+    centre, spread = np.mean(logits), stats.t.ppf(0.975, df=2) * np.std(logits, ddof=1) / math.sqrt(3)
+    expected = [100 / (1 + math.exp(-(centre + sign * spread))) for sign in (-1, 1)]
+    assert (s.mean, s.std, s.ci_low, s.ci_high) == pytest.approx((100 * mean, 100 * sd, *expected))
     one = summarize_accuracies([0.9], [300])
     assert one.method == "wilson" and (one.ci_low, one.ci_high) == pytest.approx(
         tuple(100 * v for v in wilson_interval(270, 300)))

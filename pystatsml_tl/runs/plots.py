@@ -192,7 +192,7 @@ def learning_curves_grid(histories: dict[str, tuple[dict[str, list[float]], dict
             ax_loss.plot(epochs, losses[phase], style, color=colour, marker="o", markersize=3, label=phase)
         kept = best_epoch(accuracies)
         ax_acc.plot(kept, 100 * accuracies[select][kept], "*", color="black", markersize=11, zorder=5,
-                    label=f"kept: epoch {kept}")
+                    label="kept epoch")
         if chance is not None:
             ax_acc.axhline(100 * chance, color="grey", linestyle=":", linewidth=1, label="chance")
         ax_acc.set_title(name, color=colour, fontsize=10)
@@ -200,7 +200,7 @@ def learning_curves_grid(histories: dict[str, tuple[dict[str, list[float]], dict
         ax_loss.set_xlabel("epoch")
         for ax in (ax_acc, ax_loss):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0, 0].legend(fontsize=7, loc="upper left")
+    axes[0, 0].legend(fontsize=8, loc="upper left", handlelength=3)
     axes[0, 0].set_ylabel("accuracy (%)")
     axes[1, 0].set_ylabel("cross-entropy loss")
     fig.suptitle(title or "Training curves: train (solid) and validation (dashed); the star is the kept epoch")
@@ -213,7 +213,7 @@ def feature_projections(projections: dict[str, tuple[np.ndarray, np.ndarray, flo
     """Scatter plots side by side of 2-D projections of features (``{label: (xy (N, 2), labels (N,),
     linear-probe accuracy fraction)}``), a colour per class; return the figure."""
     fig, axes = plt.subplots(1, len(projections), figsize=(4.6 * len(projections) + 1.2, 4.4), squeeze=False)
-    palette = sns.color_palette("tab10" if len(classes) <= 10 else "husl", len(classes))
+    palette = sns.color_palette("husl", len(classes))  # not the experiments' colours: these are classes
     for ax, (label, (xy, labels, probe)) in zip(axes.flat, projections.items()):
         for k, name in enumerate(classes):
             chosen = np.asarray(labels) == k
@@ -249,17 +249,20 @@ def first_layer_filters(filters: dict[str, np.ndarray], ncols: int = 16):
 
 def data_efficiency_curve(curve, chance: float | None = None, title: str = ""):
     """Test accuracy against the number of training images: a line per setting with its 95 %
-    interval band (``curve``: a DataFrame with ``setting``, ``train_images``, ``mean``, ``ci_low``,
-    ``ci_high``, ``n_seeds``, percent), a log axis when the sizes span more than 10x; return the figure."""
+    interval band, its edges dotted (``curve``: a DataFrame with ``setting``, ``train_images``, ``mean``,
+    ``ci_low``, ``ci_high``, ``n_seeds``, percent), a log axis when the sizes span 10x or more; return
+    the figure."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for setting, rows in curve.groupby("setting", sort=False):
         rows = rows.sort_values("train_images")
         colour = experiment_colour(rows["experiment"].iloc[0]) if "experiment" in rows else None
         ax.plot(rows["train_images"], rows["mean"], marker="o", color=colour,
                 label=f"{setting} (n = {int(rows['n_seeds'].min())} seeds)")
-        ax.fill_between(rows["train_images"], rows["ci_low"], rows["ci_high"], color=colour, alpha=0.15)
+        ax.fill_between(rows["train_images"], rows["ci_low"], rows["ci_high"], color=colour, alpha=0.1)
+        ax.plot(rows["train_images"], rows["ci_low"], ":", color=colour, linewidth=0.8)
+        ax.plot(rows["train_images"], rows["ci_high"], ":", color=colour, linewidth=0.8)
     sizes = curve["train_images"]
-    if sizes.max() > 10 * sizes.min():
+    if sizes.max() >= 10 * sizes.min():
         ax.set_xscale("log")
     ax.set_xticks(sorted(sizes.unique()), [str(int(v)) for v in sorted(sizes.unique())])
     ax.minorticks_off()

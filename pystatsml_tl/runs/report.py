@@ -147,41 +147,52 @@ def summary_table(runs: list[dict[str, Any]], failures: list[dict[str, Any]] | N
     return table
 
 
-def _compare(a: list[dict[str, Any]], b: list[dict[str, Any]]):
-    """Paired comparison of two groups on their shared seeds, or None when none is shared."""
+def _compare(a: list[dict[str, Any]], b: list[dict[str, Any]], confidence: float = 1 - ALPHA):
+    """Paired comparison of two groups on their shared seeds (its interval at ``confidence``), or
+    None when none is shared."""
     by_seed_a = {m["parameters"]["seed"]: m for m in a}
     by_seed_b = {m["parameters"]["seed"]: m for m in b}
     seeds = sorted(set(by_seed_a) & set(by_seed_b))
     if len(seeds) >= 2:
-        return paired_t([by_seed_a[s]["test_acc"] for s in seeds], [by_seed_b[s]["test_acc"] for s in seeds])
+        return paired_t([by_seed_a[s]["test_acc"] for s in seeds], [by_seed_b[s]["test_acc"] for s in seeds],
+                        confidence)
     if len(seeds) == 1:
         ma, mb = by_seed_a[seeds[0]], by_seed_b[seeds[0]]
         if ma["test_targets"] == mb["test_targets"]:
-            return mcnemar_exact(ma["test_predictions"], mb["test_predictions"], ma["test_targets"])
+            return mcnemar_exact(ma["test_predictions"], mb["test_predictions"], ma["test_targets"], confidence)
     return None
 
 
 def comparison_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
     """Each pair of summary rows that differ in one thing (the experiment, or one grid parameter),
-    compared on their shared seeds: ``diff_mean`` = a - b in points with its 95 % interval,
-    ``p_value`` (paired t over seeds; McNemar's exact test on the shared test images for one seed),
-    ``p_adjusted`` (Holm over every pair of the report) and ``prob_improvement`` (share of seeds
+    compared on their shared seeds: ``diff_mean`` = a - b in points with its 95 % interval
+    (``diff_ci_low``, ``diff_ci_high``) and its simultaneous interval over the ``family`` of all
+    the report's comparisons (``adj_ci_low``, ``adj_ci_high``: Bonferroni, each at 1 - 0.05 /
+    family), ``p_value`` (paired t over seeds; McNemar's exact test on the shared test images for
+    one seed), ``p_adjusted`` (Holm over the same family) and ``prob_improvement`` (share of seeds
     where a beats b)."""
     grid = grid_columns(runs)
     groups = _groups(runs, grid)
     names = ["experiment", *grid]
-    rows = []
+    pairs = []
     for key_a, key_b in itertools.combinations(groups, 2):
         differs = [name for name, va, vb in zip(names, key_a, key_b) if va != vb]
-        if len(differs) != 1 or (result := _compare(groups[key_a], groups[key_b])) is None:
-            continue
-        rows.append({"a": group_label(key_a, grid), "b": group_label(key_b, grid), "differs_in": differs[0],
+        if len(differs) == 1 and (result := _compare(groups[key_a], groups[key_b])) is not None:
+            pairs.append((key_a, key_b, differs[0], result))
+    family = len(pairs)
+    rows = []
+    for key_a, key_b, differs, result in pairs:
+        simultaneous = _compare(groups[key_a], groups[key_b], 1 - ALPHA / family)
+        rows.append({"a": group_label(key_a, grid), "b": group_label(key_b, grid), "differs_in": differs,
                      "n": result.n, "diff_mean": round(result.diff_mean, 2),
-                     "diff_ci_low": round(result.diff_ci_low, 2),
-                     "diff_ci_high": round(result.diff_ci_high, 2), "p_value": result.p_value, "test": result.test,
+                     "diff_ci_low": round(result.diff_ci_low, 2), "diff_ci_high": round(result.diff_ci_high, 2),
+                     "adj_ci_low": round(simultaneous.diff_ci_low, 2),
+                     "adj_ci_high": round(simultaneous.diff_ci_high, 2), "family": family,
+                     "p_value": result.p_value, "test": result.test,
                      "prob_improvement": round(result.prob_improvement, 3)})
     table = pd.DataFrame(rows, columns=["a", "b", "differs_in", "n", "diff_mean", "diff_ci_low", "diff_ci_high",
-                                        "p_value", "p_adjusted", "test", "prob_improvement"])
+                                        "adj_ci_low", "adj_ci_high", "family", "p_value", "p_adjusted", "test",
+                                        "prob_improvement"])
     table["p_adjusted"] = holm_adjust(table["p_value"].tolist()) if rows else []
     return table
 
@@ -190,21 +201,44 @@ def _p_text(p: float) -> str:
     return "p undefined (the same difference on every seed)" if math.isnan(p) else f"p = {p:.2g}"
 
 
+def _points(value: float) -> str:
+    """A bound in points with one decimal, or two where one would show a non-zero bound as 0.0."""
+    return f"{value:.2f}" if value != 0 and round(value, 1) == 0 else f"{value:.1f}"
+
+
 def comparison_sentence(row: dict[str, Any]) -> str:
-    """One comparison in words: who beats whom by how much, with its interval and evidence, or
-    that the two cannot be told apart at this number of seeds."""
-    n, p = int(row["n"]), row["p_adjusted"]
+    """One comparison in words: who beats whom by how much, or that the two cannot be told apart at
+    this number of seeds, with the simultaneous interval of the difference over the report's
+    family of comparisons (the one the verdict answers to) and Holm's adjusted p-value.
+
+    The verdict follows Holm's p-value; the interval is Bonferroni's over the same family, so it
+    excludes zero whenever Bonferroni would call the difference real. Where the two disagree (Holm
+    is less strict than Bonferroni; an exact test and its interval can differ at the margin; every
+    seed giving the same difference leaves the test undefined) the sentence says so.
+    """
+    n, p, family = int(row["n"]), row["p_adjusted"], int(row["family"])
+    low, high = row["adj_ci_low"], row["adj_ci_high"]
     evidence = f"{n} paired seeds" if row["test"] == "paired-t" else "one seed, McNemar's exact test on the test images"
+    adjusted = f"{_p_text(p)} after Holm's adjustment over {family} comparison{'s' * (family > 1)}"
+    interval = "95 % simultaneous CI {low} to {high}"
+    excludes_zero = low > 0 or high < 0
     if not math.isnan(p) and p < ALPHA and row["diff_mean"] != 0:
         a_wins = row["diff_mean"] > 0
         winner, loser = (row["a"], row["b"]) if a_wins else (row["b"], row["a"])
         sign = 1 if a_wins else -1  # the difference and its interval, seen from the winner
-        diff, low, high = sign * row["diff_mean"], *sorted((sign * row["diff_ci_low"], sign * row["diff_ci_high"]))
-        return (f"{winner} beats {loser} by {diff:.1f} points (95 % CI {low:.1f} to {high:.1f}, "
-                f"{_p_text(p)} after Holm's adjustment, {evidence})")
+        diff, (w_low, w_high) = sign * row["diff_mean"], sorted((sign * low, sign * high))
+        why = "" if excludes_zero else ("; the interval reaches zero because Holm's step-down test is less strict "
+                                        "than the simultaneous interval")
+        return (f"{winner} beats {loser} by {diff:.1f} points ({interval.format(low=_points(w_low), high=_points(w_high))}, "
+                f"{adjusted}, {evidence}{why})")
+    if not excludes_zero:
+        why = ""
+    elif math.isnan(p):
+        why = "; every seed gave the same difference, which leaves the test undefined"
+    else:
+        why = "; the exact test and its interval disagree at this margin"
     return (f"{row['a']} and {row['b']} cannot be told apart at n = {n} (difference {row['diff_mean']:+.1f} points, "
-            f"95 % CI {row['diff_ci_low']:.1f} to {row['diff_ci_high']:.1f}, {_p_text(p)} after Holm's adjustment, "
-            f"{evidence})")
+            f"{interval.format(low=_points(low), high=_points(high))}, {adjusted}, {evidence}{why})")
 
 
 def seeds_figure(runs: list[dict[str, Any]], published: bool = False, title: str = ""):
@@ -265,7 +299,8 @@ def write_report(output_dir: str | Path, command: str = "") -> dict[str, Path]:
                  "Runs of different settings with the same seed share their data split, subsets and test images, "
                  "so settings are compared seed by seed.", "", "## Test accuracy (%) over seeds", ""]
         lines += [_markdown_table(tables["summary.csv"]), "",
-                  "`test_acc_ci_low`/`high`: 95 % interval of the mean, Student's t over the seeds (`ci = t`); "
+                  "`test_acc_ci_low`/`high`: 95 % interval of the mean, Student's t over the seeds computed on the "
+                  "logit scale, so that it stays inside [0, 100] (`ci = logit-t`); "
                   "for a single run the Wilson interval of its test accuracy (`ci = wilson`), which covers only "
                   "the finite test set, not seed-to-seed variation. One line per run: `runs.csv`.", ""]
         if published:
@@ -278,7 +313,9 @@ def write_report(output_dir: str | Path, command: str = "") -> dict[str, Path]:
             lines += ["## Which differences are real", "",
                       f"Each pair of rows that differ in one thing, on their shared seeds; a difference is called "
                       f"real when its Holm-adjusted p-value over the {len(comparisons)} comparison(s) is below "
-                      f"{ALPHA} (numbers: `comparisons.csv`).", ""]
+                      f"{ALPHA}; each interval is the simultaneous 95 % interval over the same comparisons "
+                      "(Bonferroni), so that it agrees with the verdict, and a sentence says why where they "
+                      "differ (numbers: `comparisons.csv`, with the unadjusted intervals too).", ""]
             lines += [f"- {comparison_sentence(row)}." for row in comparisons.to_dict("records")] + [""]
         if runs:
             from .plots import plt

@@ -108,24 +108,26 @@ def probability_of_improvement(a: Sequence[float], b: Sequence[float]) -> float:
     return float(((a > b).sum() + 0.5 * (a == b).sum()) / a.size)
 
 
-def paired_t(a: Sequence[float], b: Sequence[float]) -> Comparison:
+def paired_t(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> Comparison:
     """Compare per-seed accuracies (fractions) of two settings run with the same seeds: the t
-    interval of the mean difference (points) and ``scipy.stats.ttest_rel``. When every seed gives
-    the same difference the test is undefined and its p-value is NaN."""
+    interval of the mean difference (points, at ``confidence``) and ``scipy.stats.ttest_rel``.
+    When every seed gives the same difference the test is undefined and its p-value is NaN."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.size < 2:
         raise ValueError(f"a, b: expected two paired sequences of at least two values, got {a.size} and {b.size}")
     diff = 100 * (a - b)
-    low, high = t_interval(diff)
+    low, high = t_interval(diff, confidence)
     constant = np.allclose(diff, diff[0], rtol=0, atol=1e-9)  # float noise of equal accuracy differences
     p = math.nan if constant else float(stats.ttest_rel(a, b).pvalue)
     return Comparison(a.size, float(diff.mean()), low, high, p, "paired-t", probability_of_improvement(a, b))
 
 
-def mcnemar_exact(predictions_a: Sequence[int], predictions_b: Sequence[int], targets: Sequence[int]) -> Comparison:
+def mcnemar_exact(predictions_a: Sequence[int], predictions_b: Sequence[int], targets: Sequence[int],
+                  confidence: float = CONFIDENCE) -> Comparison:
     """McNemar's exact test of two classifiers on the same test images (Dietterich 1998): a
-    two-sided binomial test on the images that exactly one of them gets right. The interval is the
-    Wilson interval of the accuracy difference's share of discordant images, in points."""
+    two-sided binomial test on the images that exactly one of them gets right. The interval (at
+    ``confidence``) is the Wilson interval of the accuracy difference's share of discordant
+    images, in points."""
     pa, pb, y = (np.asarray(v) for v in (predictions_a, predictions_b, targets))
     if not pa.shape == pb.shape == y.shape or y.size == 0:
         raise ValueError("predictions_a, predictions_b, targets: expected three sequences of one, equal, length")
@@ -136,7 +138,7 @@ def mcnemar_exact(predictions_a: Sequence[int], predictions_b: Sequence[int], ta
     if discordant == 0:
         return Comparison(1, 0.0, 0.0, 0.0, 1.0, "mcnemar", 0.5)
     p = float(stats.binomtest(only_a, discordant, 0.5).pvalue)
-    low, high = wilson_interval(only_a, discordant)  # share of discordant images that favour a
+    low, high = wilson_interval(only_a, discordant, confidence)  # share of discordant images that favour a
     scale = 100 * discordant / y.size
     return Comparison(1, diff, scale * (2 * low - 1), scale * (2 * high - 1), p, "mcnemar",
                       1.0 if only_a > only_b else 0.0 if only_a < only_b else 0.5)
