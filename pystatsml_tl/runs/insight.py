@@ -17,6 +17,7 @@ from torch import nn
 from ..data.datasets import DataLoaders
 from ..data.digits import require_scikit_learn
 from ..features import extract_features
+from ..models import count_parameters
 from ..training.loop import Evaluation, best_epoch, selection_phase
 from .experiments import PUBLISHED_BEST_ACC, run_experiment
 from .statistics import bounded_interval, wilson_interval
@@ -77,7 +78,7 @@ def relative_change(before: np.ndarray, after: np.ndarray) -> float:
 
 def trainable_parameters(model: nn.Module) -> int:
     """How many parameters of ``model`` the optimizer can change (``requires_grad``)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return count_parameters(model)["trainable"]
 
 
 def comparison_row(name: str, strategy: str, trainable: int, accuracies: dict[str, list[float]],
