@@ -4,22 +4,30 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= smoke
+CONSTRAINTS := .ci/constraints.txt
 
-.PHONY: install run test notebooks benchmark clean
+.PHONY: install run test browser notebooks benchmark constraints clean
 
-$(STAMP): pyproject.toml
+# installs the versions the tests last passed with (CONSTRAINTS); `make constraints` records new ones
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
+constraints: $(STAMP)  ## record the installed versions as the constraints of the next install
+	$(BIN)/pip freeze --exclude-editable | grep -v '^-e ' > $(CONSTRAINTS)
+
+browser:  ## Debian's chromium, for the test that opens summary.html in a real browser
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
 run: $(STAMP)  ## all experiments, report in reports/ (PROFILE=smoke|quick|tutorial)
 	$(BIN)/pystatsml-tl run --profile $(PROFILE)
 
-test: $(STAMP)  ## unit tests, then the committed notebooks under nbval
+test: $(STAMP) browser  ## unit tests, then the committed notebooks under nbval
 	$(BIN)/python -m pytest tests --durations=15
 	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg
 

@@ -3,6 +3,7 @@ pretrain a backbone."""
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -49,7 +50,11 @@ def _build_parser() -> argparse.ArgumentParser:
                      "(default: 1)")
     run.add_argument("--seeds", default=None,
                      help="a count (5 = seeds 0..4) or a list (0,3,7); same seed = same split and subsets in every "
-                          "experiment, so comparisons are paired (default: the profile's, smoke 3, others 1)")
+                          "experiment, so comparisons are paired (default: the profile's; "
+                          + ", ".join(f"{name} {count}" for name, count in PROFILE_SEEDS.items()) + ")")
+    run.add_argument("--compare-to", default=None, metavar="NAME",
+                     help="compare each experiment with this one only (k-1 comparisons instead of every pair: "
+                          "more power for one question); one of the experiments run")
     run.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
                      help="run every experiment at each value of a parameter (repeatable: the Cartesian product), "
                           "e.g. --grid image_size=32,128")
@@ -71,6 +76,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="rebuild the report of a folder from the runs it holds")
     report.add_argument("output_dir", help="a folder written by pystatsml-tl run")
+    report.add_argument("--compare-to", default=None, metavar="NAME",
+                        help="compare each experiment with this one only (default: what the run asked for)")
 
     commands.add_parser("list", help="print the experiments, the profiles and the parameters")
 
@@ -118,12 +125,13 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[s
         seeds = parse_seeds(args.seeds) if args.seeds is not None else list(range(PROFILE_SEEDS[args.profile]))
         grid, shard = parse_grid(args.grid), parse_shard(args.shard)
         output_dir = args.output_dir or f"reports/{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
-        plan_run(args.profile, experiments, overrides, output_dir, seeds, grid, shard)  # validates before work
+        plan_run(args.profile, experiments, overrides, output_dir, seeds, grid, shard,
+                 args.compare_to)  # validates before any work
     except ValueError as error:
         parser.error(str(error))
     command = "pystatsml-tl " + " ".join(shlex.quote(a) for a in argv)
     return run(args.profile, experiments, overrides, output_dir, args.jobs, command=command, seeds=seeds, grid=grid,
-               shard=shard)
+               shard=shard, compare_to=args.compare_to)
 
 
 def _lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -154,23 +162,43 @@ def _lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _report(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> int:
     from pathlib import Path
 
-    from .runs.report import collect_runs, write_report
+    from .runs.report import check_report_folder, collect_runs, write_report
 
     folder = Path(args.output_dir)
     if not folder.is_dir():
         parser.error(f"output_dir {args.output_dir!r}: expected an existing folder written by pystatsml-tl run")
-    runs, failures = collect_runs(folder)
-    if not runs and not failures:
-        parser.error(f"output_dir {args.output_dir!r}: no metrics.json found under it")
-    paths = write_report(folder, command="pystatsml-tl " + " ".join(shlex.quote(a) for a in argv))
+    try:
+        check_report_folder(folder)
+        runs, failures = collect_runs(folder)
+        if not runs and not failures:
+            raise ValueError(f"output_dir {args.output_dir!r}: no metrics.json found under it")
+        paths = write_report(folder, command="pystatsml-tl " + " ".join(shlex.quote(a) for a in argv),
+                             compare_to=args.compare_to)
+    except ValueError as error:
+        parser.error(str(error))
     print(paths["summary.md"])
+    print(paths["summary.html"])
     print(f"{len(runs)} complete run(s), {len(failures)} failed")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``pystatsml-tl`` command."""
-    argv = sys.argv[1:] if argv is None else argv
+    """Entry point of the ``pystatsml-tl`` command: its commands end quietly when their output pipe
+    closes (``pystatsml-tl list | head``) and on Ctrl-C with one line and exit status 130."""
+    try:
+        status = _main(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
+        return status
+    except BrokenPipeError:
+        # the reader went away: say nothing more, and keep Python from failing to flush at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str]) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command == "list":

@@ -263,7 +263,7 @@ def cached_feature_loaders(model: nn.Module, dataloaders: DataLoaders, *, descri
                             device=resolve_device(device))
         for split, loader in dataloaders.items()
     }
-    return (DataLoaders(loaders, dataloaders.classes, dataloaders.name),
+    return (DataLoaders(loaders, dataloaders.classes, dataloaders.name, dataloaders.fingerprint),
             FeatureCacheInfo(paths, computed == 0, computed, size))
 
 

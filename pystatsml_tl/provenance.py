@@ -1,7 +1,9 @@
-"""Where a result came from: date, host, hardware, versions and the package's git commit."""
+"""Where a result came from: date, host, hardware, versions, the package's git commit and the
+constraints file its environment was installed from."""
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import platform
 import socket
@@ -14,6 +16,9 @@ import torch
 import torchvision
 
 from . import __version__
+
+CONSTRAINTS_FILE = Path(__file__).resolve().parents[1] / ".ci" / "constraints.txt"
+"""The pinned versions ``make install`` installs with (``make constraints`` rewrites it)."""
 
 
 @lru_cache(maxsize=1)
@@ -43,6 +48,16 @@ def git_commit() -> str:
     return f"{commit}+changes" if dirty else commit
 
 
+@lru_cache(maxsize=1)
+def constraints_fingerprint() -> str:
+    """``sha256:`` and the first 12 hex digits of the checkout's constraints file, or ``no constraints
+    file`` (an installed wheel)."""
+    try:
+        return "sha256:" + hashlib.sha256(CONSTRAINTS_FILE.read_bytes()).hexdigest()[:12]
+    except OSError:
+        return "no constraints file"
+
+
 def versions() -> dict[str, str]:
     """Versions of what produced a result."""
     return {"pystatsml_tl": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
@@ -50,11 +65,13 @@ def versions() -> dict[str, str]:
 
 
 def provenance() -> dict[str, str | int]:
-    """Date and time (UTC), host, CPU model and threads, GPU (or none), versions and git commit."""
+    """Date and time (UTC), host, CPU model and threads, GPU (or none), versions, git commit and the
+    constraints file's fingerprint."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
             "host": socket.gethostname(), "cpu": cpu_model(), "cpu_threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count() or 0, "gpu": gpu, "git_commit": git_commit(), **versions()}
+            "cpu_count": os.cpu_count() or 0, "gpu": gpu, "git_commit": git_commit(),
+            "constraints": constraints_fingerprint(), **versions()}
 
 
 def provenance_line(record: dict[str, str | int]) -> str:
@@ -62,4 +79,4 @@ def provenance_line(record: dict[str, str | int]) -> str:
     return (f"{record['date']} on {record['host']}: {record['cpu']} ({record['cpu_threads']} threads), GPU "
             f"{record['gpu']}; pystatsml-tl {record['pystatsml_tl']} (commit {record['git_commit']}), torch "
             f"{record['torch']}, torchvision {record['torchvision']}, numpy {record['numpy']}, Python "
-            f"{record['python']}")
+            f"{record['python']}; constraints {record.get('constraints', 'not recorded')}")

@@ -101,3 +101,26 @@ def image_folder(tmp_path):
                 pixels = np.clip(np.array(colour) + rng.normal(0, 25, (40, 48, 3)), 0, 255).astype(np.uint8)
                 Image.fromarray(pixels).save(root / split / name / f"{i}.png")
     return root
+
+
+SMOKE_EXPERIMENTS = ["finetune-sgd", "extractor-adam", "scratch", "two-stage"]
+"""Each kind of run: fine-tuned, frozen on cached features, from random weights, in two stages."""
+
+
+@pytest.fixture(scope="session")
+def smoke_report(tmp_path_factory):
+    """One real smoke run of :data:`SMOKE_EXPERIMENTS` (papermill, 2 seeds, 2 epochs, 200 training
+    and 100 test images), made once per test session: (report folder, what the run printed on stderr)."""
+    import contextlib
+    import io
+
+    from pystatsml_tl.cli import main
+
+    out = tmp_path_factory.mktemp("smoke") / "report"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["run", "--profile", "smoke", "--output-dir", str(out), "--device", "cpu", "--seeds", "2",
+                     "--experiments", ",".join(SMOKE_EXPERIMENTS), "--set", "epochs=2", "--set", "train_subset=200",
+                     "--set", "test_subset=100"])
+    assert code == 0, err.getvalue()
+    return out, err.getvalue()

@@ -1,14 +1,18 @@
 """`pystatsml-tl run`: papermill batch execution and the report it writes."""
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
 from PIL import Image
 
+from conftest import SMOKE_EXPERIMENTS
+from fakes import FakeExecutor
 from pystatsml_tl.cli import main
 from pystatsml_tl.runs.experiments import FIGURES
 from pystatsml_tl.runs.notebooks import EXPERIMENT_NOTEBOOK
@@ -19,13 +23,12 @@ from pystatsml_tl.storage import atomic_path, write_text_atomic
 FAST = ["--set", "epochs=2", "--set", "train_subset=200", "--set", "test_subset=100"]
 
 
-def test_smoke_run_writes_the_full_report(tmp_path, capsys):
-    out = tmp_path / "report"
-    names = ["finetune-sgd", "extractor-adam", "scratch", "two-stage"]  # each kind of run, and weights none
-    assert main(["run", "--profile", "smoke", "--output-dir", str(out), "--device", "cpu", "--seeds", "2",
-                 "--experiments", ",".join(names), *FAST]) == 0
+def test_smoke_run_writes_the_full_report(smoke_report):
+    out, err = smoke_report
+    names = SMOKE_EXPERIMENTS
     for name in names:
         assert nbformat.read(out / name / "seeds-0-1.ipynb", as_version=4).cells
+        assert (out / name / "seeds-0-1.html").stat().st_size > 10_000
         for seed in (0, 1):
             metrics = json.loads((out / name / f"seed-{seed}" / "metrics.json").read_text())
             assert metrics["experiment"] == name and len(metrics["history"]["val_acc"]) == 2
@@ -34,6 +37,10 @@ def test_smoke_run_writes_the_full_report(tmp_path, capsys):
             low, high = metrics["test_acc_ci"]
             assert 0 <= low < metrics["test_acc"] < high <= 1 and len(metrics["test_predictions"]) == 100
             assert all((out / name / f"seed-{seed}" / figure).is_file() for figure in FIGURES)
+            assert {"date", "host", "cpu", "cpu_threads", "gpu", "git_commit", "constraints", "pystatsml_tl", "torch",
+                    "torchvision", "numpy", "python"} <= set(metrics["provenance"])
+            assert metrics["data"]["name"] == "digits" and len(metrics["data"]["fingerprint"]) == 16
+            assert metrics["data"]["sizes"] == {"train": 180, "val": 20, "test": 100}
     summary = pd.read_csv(out / "summary.csv")
     assert summary["experiment"].tolist() == names and (summary["n_seeds"] == 2).all()
     assert (summary["test_acc_ci_low"] <= summary["test_acc_mean"]).all()
@@ -47,13 +54,17 @@ def test_smoke_run_writes_the_full_report(tmp_path, capsys):
     assert (comparisons["p_adjusted"].fillna(1) >= comparisons["p_value"].fillna(1)).all()
     report = (out / "summary.md").read_text()
     assert all(f"| {name} |" in report for name in names)
+    header = report.split("## Test accuracy")[1].splitlines()[2]
+    assert len(header.split("|")) - 2 <= 9  # the compact table
     assert "paired seeds" in report and ("beats" in report or "cannot be told apart at n = 2" in report)
-    assert "tutorial_best_acc" not in report
+    assert "tutorial (%)" not in report
     assert "pystatsml-tl run --profile smoke" in report and "torch" in report and "device: cpu" in report
-    with Image.open(out / "summary.png") as image:
-        assert image.format == "PNG" and image.width >= 800
-    err = capsys.readouterr().err
+    assert json.loads((out / "run.json").read_text())["experiments"] == names
+    for figure in ("summary.png", "epochs.png"):
+        with Image.open(out / figure) as image:
+            assert image.format == "PNG" and image.width >= 800
     assert err.count(": started") == len(names) and err.count(": finished, test accuracy") == len(names)
+    assert err.count("runs done)") == 2 * len(names)  # a line per run: the output is not a terminal
     assert "IPKernelApp" not in err and "WARNING" not in err  # the kernel's start-up noise stays out
 
 
@@ -99,12 +110,86 @@ def test_a_failure_spares_the_others_and_a_rerun_finishes_only_it(tmp_path, caps
 def test_cli_exit_status_is_non_zero_when_an_experiment_fails(tmp_path, monkeypatch):
     import pystatsml_tl.runs.runner as runner
 
-    notebook = failing_notebook(tmp_path, tmp_path / "never")
     original = runner.execute_plan
-    monkeypatch.setattr(runner, "execute_plan", lambda plan, jobs, nb, command: original(plan, jobs, notebook, command))
-    code = main(["run", "--profile", "smoke", "--experiments", "extractor-adam", "--output-dir", str(tmp_path / "r"),
-                 "--device", "cpu", "--seeds", "1", *FAST])
-    assert code == 1
+    fake = FakeExecutor(failing=("extractor-adam",))
+    monkeypatch.setattr(runner, "execute_plan", lambda plan, jobs, nb, command, executor: original(
+        plan, jobs, nb, command, fake))
+    code = main(["run", "--profile", "smoke", "--experiments", "extractor-adam,scratch", "--output-dir",
+                 str(tmp_path / "r"), "--device", "cpu", "--seeds", "1", *FAST])
+    assert code == 1 and fake.calls == [("extractor-adam", (0,)), ("scratch", (0,))]
+
+
+def test_the_runner_groups_skips_and_records_failures_with_a_fake_executor(tmp_path, capsys):
+    out = tmp_path / "r"
+    fake = FakeExecutor(failing=("extractor-sgd",))
+    plan = plan_run("smoke", ["finetune-sgd", "extractor-sgd", "scratch"], {}, out, seeds=[0, 1, 2],
+                    grid={"lr": [0.001, 0.01]}, compare_to="scratch")
+    failures = execute_plan(plan, jobs=2, executor=fake)
+    assert sorted(fake.calls) == sorted((name, (0, 1, 2)) for name in ("finetune-sgd", "extractor-sgd", "scratch")
+                                        for _ in range(2))  # one notebook per experiment and grid point
+    assert sorted(failures) == ["extractor-sgd [lr=0.001]", "extractor-sgd [lr=0.01]"]
+    failure = json.loads((out / "extractor-sgd" / "lr=0.01" / "seed-2" / "failure.json").read_text())
+    assert failure["error"] == "RuntimeError: simulated failure of extractor-sgd" and failure["seed"] == 2
+    runs = pd.read_csv(out / "runs.csv")
+    assert (runs["status"] == "ok").sum() == 12 and (runs["status"] == "failed").sum() == 6
+    comparisons = pd.read_csv(out / "comparisons.csv")
+    assert len(comparisons) == 2 and (comparisons["b"].str.startswith("scratch")).all()  # compared to scratch
+    assert json.loads((out / "run.json").read_text())["compare_to"] == "scratch"
+    fixed = FakeExecutor()
+    assert execute_plan(plan, executor=fixed) == {}  # the rerun executes only what failed
+    assert sorted(fixed.calls) == [("extractor-sgd", (0, 1, 2))] * 2
+    assert not list(out.rglob("failure.json"))
+    assert capsys.readouterr().err.count("already complete, skipped") == 12
+
+
+def _kernels_started_by(pid: int) -> list[str]:
+    """The processes still alive whose environment names ``pid`` as their kernel's parent (Linux)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"JPY_PARENT_PID={pid}\0".encode() in environ.read_bytes():
+                found.append(environ.parent.name)
+        except OSError:
+            continue
+    return found
+
+
+def test_ctrl_c_stops_the_kernels_reports_what_completed_and_resumes(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "r"
+    command = [sys.executable, "-m", "pystatsml_tl", "run", "--profile", "smoke", "--experiments", "finetune-sgd",
+               "--seeds", "3", "--device", "cpu", "--set", "epochs=1", "--set", "train_subset=60",
+               "--set", "test_subset=30", "--output-dir", str(out)]
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.time() + 300
+    while not list(out.rglob("metrics.json")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal: SIGINT to the foreground process group
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    last = err.strip().splitlines()[-1]
+    assert re.fullmatch(r"\[pystatsml-tl\] interrupted: [12] of 3 runs complete; run the same command again to "
+                        r"resume", last), err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err and "Kernel died" not in err
+    deadline = time.time() + 10
+    while _kernels_started_by(process.pid) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _kernels_started_by(process.pid)  # the kernel was stopped with the run
+    complete = len(list(out.rglob("metrics.json")))
+    assert len(pd.read_csv(out / "runs.csv")) == complete  # the report holds what completed
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0 and resumed.stderr.count("already complete, skipped") == complete
+
+
+def test_list_ends_quietly_when_its_pipe_closes():
+    process = subprocess.Popen([sys.executable, "-m", "pystatsml_tl", "list"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()  # like `| head` giving up at once
+    _, err = process.communicate(timeout=60)
+    assert err == b"" and process.returncode in (0, 1)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -124,6 +209,7 @@ def test_cli_exit_status_is_non_zero_when_an_experiment_fails(tmp_path, monkeypa
     (["run", "--grid", "colour=red,blue"], "unknown parameter 'colour'"),
     (["run", "--grid", "epochs=1,2", "--set", "epochs=3"], "both set epochs"),
     (["run", "--shard", "3/2"], "--shard '3/2'"),
+    (["run", "--experiments", "finetune-sgd,scratch", "--compare-to", "nope"], "compare_to='nope': expected one of"),
     (["run", "--shard", "one"], "--shard 'one'"),
     (["run", "--nproc-per-node", "0"], "nproc_per_node='0': expected a positive integer or auto"),
     (["run", "--set", "scheduler=foo"], "scheduler='foo': expected step | cosine | onecycle"),

@@ -7,6 +7,7 @@ and image folders.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -33,10 +34,15 @@ CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 class DataLoaders(dict):
     """Loaders keyed by split (``train``, ``val``, ``test``), with what a user needs to know about them."""
 
-    def __init__(self, loaders: dict[str, Any], classes: list[str], name: str):
+    def __init__(self, loaders: dict[str, Any], classes: list[str], name: str, fingerprint: str = ""):
         super().__init__(loaders)
         self.classes = list(classes)
         self.name = name
+        self.fingerprint = fingerprint  # of the whole image set the splits come from (see image_set_fingerprint)
+
+    def description(self) -> dict[str, Any]:
+        """What identifies the images of a run: the set's name, its splits' sizes and its fingerprint."""
+        return {"name": self.name, "sizes": self.sizes, "fingerprint": self.fingerprint}
 
     @property
     def num_classes(self) -> int:
@@ -53,7 +59,24 @@ class DataLoaders(dict):
         final test). Without a validation split, ``test`` stays: it then selects the epoch, the
         tutorial's protocol (``val_fraction=0``)."""
         kept = {split: loader for split, loader in self.items() if split != "test" or "val" not in self}
-        return DataLoaders(kept, self.classes, self.name)
+        return DataLoaders(kept, self.classes, self.name, self.fingerprint)
+
+
+def image_set_fingerprint(*parts: ImageArrayDataset | list[tuple[str, int]]) -> str:
+    """The first 16 hex digits of a SHA-256 over an image set: the pixels and labels of in-memory
+    datasets, or the (relative file name, file size) and label of each file of an image folder."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, ImageArrayDataset):
+            digest.update(part.images.contiguous().numpy().tobytes())
+            digest.update(np.asarray(part.targets, dtype=np.int64).tobytes())
+        else:
+            digest.update(repr(part).encode())
+    return digest.hexdigest()[:16]
+
+
+def _folder_entries(folder, root: Path) -> list[tuple[str, int, int]]:
+    return [(str(Path(path).relative_to(root)), Path(path).stat().st_size, label) for path, label in folder.samples]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -164,7 +187,7 @@ def _tensor_loaders(datasets: dict[str, ImageArrayDataset], name: str, batch_siz
         loaders[split] = TensorLoader(ds.images, torch.as_tensor(ds.targets), batch_size, shuffle=split == "train",
                                       transform=transform, train=split == "train", device=device, dataset=ds,
                                       origin=(base, index))
-    return DataLoaders(loaders, train.classes, name)
+    return DataLoaders(loaders, train.classes, name, image_set_fingerprint(train, test))
 
 
 def _folder_split(root: Path, names: tuple[str, ...]) -> Path | None:
@@ -221,7 +244,8 @@ def _image_folder_loaders(root: Path, batch_size: int, val_fraction: float, trai
                                            persistent_workers=num_workers > 0)
         for split, ds in splits.items()
     }
-    return DataLoaders(loaders, train_set.classes, str(root))
+    fingerprint = image_set_fingerprint(_folder_entries(train_set, root), _folder_entries(test_set, root))
+    return DataLoaders(loaders, train_set.classes, str(root), fingerprint)
 
 
 def load_data(dataset: str = "cifar10", *, data_dir: str | os.PathLike | None = None, batch_size: int = 100,
@@ -277,7 +301,7 @@ def shard_loaders(data: DataLoaders, rank: int, world: int) -> DataLoaders:
             sampler = RankBatchSampler(len(loader.dataset), loader.batch_size, split == "train", rank, world)
             sharded[split] = torch.utils.data.DataLoader(loader.dataset, batch_sampler=sampler,
                                                          num_workers=loader.num_workers, pin_memory=loader.pin_memory)
-    return DataLoaders(sharded, data.classes, data.name)
+    return DataLoaders(sharded, data.classes, data.name, data.fingerprint)
 
 
 def load_cifar10_pytorch(dirname: str | os.PathLike | None = None, batch_size_train: int = 100,

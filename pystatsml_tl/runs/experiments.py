@@ -113,7 +113,7 @@ class ExperimentResult:
             "best_epoch": self.best_epoch, "selected_on": selection_phase(self.losses),
             "test_acc": self.test.accuracy, "test_acc_ci": list(self.test_acc_ci), "test_loss": self.test.loss,
             "seconds": round(self.seconds, 2), "device": self.device, "classes": self.data.classes,
-            "sizes": self.data.sizes, "test_predictions": self.test.predictions.tolist(),
+            "sizes": self.data.sizes, "data": self.data.description(), "test_predictions": self.test.predictions.tolist(),
             "test_targets": self.test.targets.tolist(),
             "feature_cache": None if self.feature_cache is None else vars(self.feature_cache),
             "versions": versions(), "provenance": provenance(),

@@ -6,11 +6,18 @@ profile and strips run-specific metadata, so that ``pytest --nbval`` compares st
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
+import signal
+import weakref
+
 import nbformat
+from jupyter_client.manager import AsyncKernelManager
+
+from ..storage import write_text_atomic
 
 
 def _notebook_dir() -> Path:
@@ -60,6 +67,41 @@ def clean_notebook(path: str | os.PathLike, strip_run_metadata: bool = False) ->
     nbformat.write(nb, path)
 
 
+class TrackedKernelManager(AsyncKernelManager):
+    """The kernel manager papermill's notebook client uses here: it remembers the kernels it starts,
+    so that :func:`stop_running_kernels` can stop them (a kernel runs in a session of its own, so a
+    Ctrl-C in the terminal does not reach it)."""
+
+    running: "weakref.WeakSet[TrackedKernelManager]" = weakref.WeakSet()
+
+    async def start_kernel(self, **kwargs: Any) -> None:
+        """Start the kernel and remember it."""
+        await super().start_kernel(**kwargs)
+        TrackedKernelManager.running.add(self)
+
+
+def stop_running_kernels() -> int:
+    """Stop every kernel this process started that still runs (the kernel and its own child
+    processes); the notebooks they executed then fail at once, without logging the kernel's death.
+    Returns how many were stopped."""
+    import logging
+
+    logging.getLogger("papermill").setLevel(logging.CRITICAL)
+    stopped = 0
+    for manager in list(TrackedKernelManager.running):
+        process = getattr(manager.provisioner, "process", None)
+        if process is not None and process.poll() is None:
+            try:
+                if hasattr(os, "killpg"):
+                    os.killpg(process.pid, signal.SIGTERM)  # the kernel leads its own process group
+                else:
+                    process.kill()
+            except (ProcessLookupError, PermissionError):
+                process.kill()
+            stopped += 1
+    return stopped
+
+
 def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike, parameters: dict[str, Any],
                      cwd: str | os.PathLike | None = None, strip_run_metadata: bool = False) -> Path:
     """Execute ``notebook`` headless with papermill's ``parameters`` into ``output``, then clean it.
@@ -71,11 +113,30 @@ def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike, par
     try:
         papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name="python3",
                                    progress_bar=False, cwd=str(cwd) if cwd else None,
-                                   extra_arguments=KERNEL_ARGUMENTS)
+                                   extra_arguments=KERNEL_ARGUMENTS, kernel_manager_class=TrackedKernelManager)
     finally:
         if Path(output).is_file():
             clean_notebook(output, strip_run_metadata)
     return Path(output)
+
+
+EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\ssrc=[\"']https?://[^>]*>\s*</script>", re.IGNORECASE)
+"""nbconvert's links to require.js and MathJax on a CDN: a page for offline reading goes without them."""
+
+
+def notebook_html(notebook: str | os.PathLike) -> Path:
+    """Render an executed notebook to a self-contained HTML file beside it (images embedded, no
+    script fetched from a network; formulas then show as their TeX source). A file newer than
+    the notebook is kept as it is. Returns its path."""
+    from nbconvert import HTMLExporter
+
+    notebook = Path(notebook)
+    target = notebook.with_suffix(".html")
+    if target.is_file() and target.stat().st_mtime >= notebook.stat().st_mtime:
+        return target
+    body, _ = HTMLExporter(template_name="lab", embed_images=True).from_notebook_node(
+        nbformat.read(notebook, as_version=4))
+    return write_text_atomic(target, EXTERNAL_SCRIPT.sub("", body))
 
 
 def copy_notebooks(destination: str | os.PathLike, force: bool = False) -> list[Path]:

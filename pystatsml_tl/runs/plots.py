@@ -122,51 +122,78 @@ def misclassified_images(dataset, targets, predictions, classes: Sequence[str], 
                       title=f"{title} (true -> predicted): {shown}", slots=n)
 
 
-def _mean_band(rows: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and 95 % t band (percent) of equal-length curves, one per seed; no band for one seed."""
-    from .statistics import t_interval
+def _bounded_band(rows: Sequence[Sequence[float]], sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and 95 % band (percent) of equal-length accuracy curves (fractions), one per seed, each
+    epoch's band inside [0, 100] (:func:`~pystatsml_tl.runs.statistics.bounded_interval` over the
+    seeds, with ``sizes`` images behind each seed's accuracy)."""
+    from .statistics import bounded_interval
 
-    values = 100 * np.asarray(rows, dtype=float)
-    mean = values.mean(axis=0)
-    if len(values) < 2:
-        return mean, mean, mean
-    low, high = np.array([t_interval(column) for column in values.T]).T
-    return mean, low, high
+    values = np.asarray(rows, dtype=float)
+    bands = np.array([bounded_interval(column, sizes) for column in values.T])
+    return 100 * values.mean(axis=0), 100 * bands[:, 0], 100 * bands[:, 1]
 
 
-def seed_comparison(accuracies: dict[str, list[float]], intervals: dict[str, tuple[float, float, float]],
-                    curves: dict[str, list[list[float]]], published: dict[str, float | None] | None = None,
-                    title: str = ""):
-    """Left: the test accuracy of every seed (points), the mean and its 95 % interval (bar) per
-    setting, beside the published number when given. Right: the mean selection accuracy per epoch
-    over the seeds with its 95 % band. ``accuracies`` and ``curves`` hold fractions,
+def seed_accuracies(accuracies: dict[str, list[float]], intervals: dict[str, tuple[float, float, float]],
+                    published: dict[str, float | None] | None = None, title: str = ""):
+    """The test accuracy of every seed (dots), the mean and its 95 % interval (bar) per setting, in
+    the experiment's colour, beside the published number when given. ``accuracies`` hold fractions,
     ``intervals`` (mean, low, high) percent; return the figure."""
     names = list(accuracies)
-    fig, (ax_acc, ax_curve) = plt.subplots(1, 2, figsize=(13, 0.45 * len(names) + 3.2),
-                                           gridspec_kw={"width_ratios": [2, 3]})
-    palette = {name: experiment_colour(name) for name in names}
+    fig, ax = plt.subplots(figsize=(8.5, 0.42 * len(names) + 1.6))
     rng = np.random.default_rng(0)  # jitter only, so that equal accuracies stay visible
     for y, name in enumerate(names):
         points = 100 * np.asarray(accuracies[name])
-        ax_acc.scatter(points, y + rng.uniform(-0.15, 0.15, len(points)), s=18, alpha=0.7, color=palette[name])
+        ax.scatter(points, y + rng.uniform(-0.15, 0.15, len(points)), s=18, alpha=0.75, color=experiment_colour(name))
         mean, low, high = intervals[name]
-        ax_acc.errorbar(mean, y, xerr=[[mean - low], [high - mean]], fmt="D", color="black", capsize=4, markersize=5)
+        ax.errorbar(mean, y, xerr=[[mean - low], [high - mean]], fmt="D", color="black", capsize=4, markersize=5)
         if published and published.get(name) is not None:
-            ax_acc.plot(published[name], y, "x", color="grey", markersize=8)
-    ax_acc.set_yticks(range(len(names)), names)
-    ax_acc.invert_yaxis()
-    ax_acc.set(xlabel="test accuracy (%)", title="Seeds (dots), mean and 95 % interval"
-               + (" (x: tutorial)" if published else ""))
-    for name in names:
-        mean, low, high = _mean_band(curves[name])
-        epochs = np.arange(len(mean))
-        ax_curve.plot(epochs, mean, marker="o", color=palette[name], label=f"{name} (n={len(curves[name])})")
-        ax_curve.fill_between(epochs, low, high, color=palette[name], alpha=0.2)
-    ax_curve.set(xlabel="epoch", ylabel="accuracy (%)", title="Selection accuracy per epoch: mean, 95 % band")
-    ax_curve.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_curve.legend(loc="best", fontsize=8)
-    if title:
-        fig.suptitle(title)
+            ax.plot(published[name], y, "x", color="grey", markersize=8)
+    ax.set_yticks(range(len(names)), names)
+    for label in ax.get_yticklabels():
+        label.set_color(experiment_colour(label.get_text()))
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set(xlabel="test accuracy (%)", title=title or ("Seeds (dots), mean and 95 % interval"
+                                                       + (" (x: tutorial)" if published else "")))
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def epoch_curves_grid(curves: dict[str, list[list[float]]], sizes: dict[str, list[int]], kept: dict[str, list[int]],
+                      chance: float | None = None, split: str = "validation", title: str = ""):
+    """Small multiples of the selection accuracy per epoch, one panel per setting on a shared y-range:
+    each seed a thin line with a star on the epoch it kept, the mean a thick line with its bounded
+    95 % band (``curves``: per-seed accuracies, fractions; ``sizes``: the images behind each seed's
+    accuracy; ``kept``: each seed's kept epoch), a dotted chance line. Return the figure."""
+    names = list(curves)
+    ncols = min(4, len(names))
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 2.5 * nrows + 0.6), sharey=True, squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, names):
+        colour, seeds = experiment_colour(name), np.asarray(curves[name], dtype=float)
+        epochs = np.arange(seeds.shape[1])
+        for curve, epoch in zip(seeds, kept[name]):
+            ax.plot(epochs, 100 * curve, color=colour, alpha=0.35, linewidth=0.9)
+            ax.plot(epoch, 100 * curve[epoch], "*", color=colour, markersize=8, markeredgecolor="black",
+                    markeredgewidth=0.4)
+        mean, low, high = _bounded_band(seeds, sizes[name])
+        ax.fill_between(epochs, low, high, color=colour, alpha=0.18, linewidth=0)
+        ax.plot(epochs, mean, color=colour, linewidth=2.2)
+        if chance is not None:
+            ax.axhline(100 * chance, color="grey", linestyle=":", linewidth=1)
+        ax.set_title(f"{name} (n = {len(seeds)})", color=colour, fontsize=9)
+        ax.set_ylim(0, 100)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.25)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"{split} accuracy (%)")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("epoch")
+    fig.suptitle(title or f"{split.capitalize()} accuracy per epoch: seeds (thin, star = kept epoch), mean and 95 % "
+                 "band (thick); dotted: chance", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -247,29 +274,37 @@ def first_layer_filters(filters: dict[str, np.ndarray], ncols: int = 16):
     return fig
 
 
-def data_efficiency_curve(curve, chance: float | None = None, title: str = ""):
-    """Test accuracy against the number of training images: a line per setting with its 95 %
-    interval band, its edges dotted (``curve``: a DataFrame with ``setting``, ``train_images``, ``mean``,
-    ``ci_low``, ``ci_high``, ``n_seeds``, percent), a log axis when the sizes span 10x or more; return
-    the figure."""
+def accuracy_against(curve, x: str, xlabel: str, chance: float | None = None, title: str = ""):
+    """Test accuracy against a number: a line per setting in its experiment's colour with its 95 %
+    interval band, its edges dotted (``curve``: a DataFrame with ``setting``, ``experiment``, the
+    column ``x``, ``mean``, ``ci_low``, ``ci_high`` and ``n_seeds``, percent), a log axis when the
+    values span 10x or more; return the figure."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for setting, rows in curve.groupby("setting", sort=False):
-        rows = rows.sort_values("train_images")
-        colour = experiment_colour(rows["experiment"].iloc[0]) if "experiment" in rows else None
-        ax.plot(rows["train_images"], rows["mean"], marker="o", color=colour,
+        rows = rows.sort_values(x)
+        colour = experiment_colour(rows["experiment"].iloc[0])
+        ax.plot(rows[x], rows["mean"], marker="o", color=colour,
                 label=f"{setting} (n = {int(rows['n_seeds'].min())} seeds)")
-        ax.fill_between(rows["train_images"], rows["ci_low"], rows["ci_high"], color=colour, alpha=0.1)
-        ax.plot(rows["train_images"], rows["ci_low"], ":", color=colour, linewidth=0.8)
-        ax.plot(rows["train_images"], rows["ci_high"], ":", color=colour, linewidth=0.8)
-    sizes = curve["train_images"]
-    if sizes.max() >= 10 * sizes.min():
+        ax.fill_between(rows[x], rows["ci_low"], rows["ci_high"], color=colour, alpha=0.1)
+        ax.plot(rows[x], rows["ci_low"], ":", color=colour, linewidth=0.8)
+        ax.plot(rows[x], rows["ci_high"], ":", color=colour, linewidth=0.8)
+    values = sorted(curve[x].unique())
+    if min(values) > 0 and max(values) >= 10 * min(values):
         ax.set_xscale("log")
-    ax.set_xticks(sorted(sizes.unique()), [str(int(v)) for v in sorted(sizes.unique())])
+    ax.set_xticks(values, [f"{v:g}" for v in values])
     ax.minorticks_off()
     if chance is not None:
         ax.axhline(100 * chance, color="grey", linestyle=":", linewidth=1, label="chance")
-    ax.set(xlabel="labelled training images", ylabel="test accuracy (%)", ylim=(0, 100),
-           title=title or "How much labelled data pretraining saves: mean and 95 % interval over seeds")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set(xlabel=xlabel, ylabel="test accuracy (%)", ylim=(0, 100),
+           title=title or f"Test accuracy against {xlabel}: mean and 95 % interval over seeds")
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
+
+
+def data_efficiency_curve(curve, chance: float | None = None, title: str = ""):
+    """Test accuracy against the number of labelled training images (``curve``: a DataFrame with
+    ``setting``, ``experiment``, ``train_images``, ``mean``, ``ci_low``, ``ci_high``, ``n_seeds``,
+    percent; see :func:`accuracy_against`); return the figure."""
+    return accuracy_against(curve, "train_images", "labelled training images", chance,
+                            title or "How much labelled data pretraining saves: mean and 95 % interval over seeds")

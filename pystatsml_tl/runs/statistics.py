@@ -155,3 +155,21 @@ def holm_adjust(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (len(order) - rank) * p[index]))
         adjusted[index] = running
     return adjusted.tolist()
+
+
+def seeds_for_power(difference: float, sd: float, alpha: float = 1 - CONFIDENCE, power: float = 0.8,
+                    most: int = 1000) -> int | None:
+    """The fewest paired seeds at which a two-sided paired t-test at level ``alpha`` detects a mean
+    difference ``difference`` with probability ``power``, when the per-seed differences have
+    standard deviation ``sd`` (both in the same unit). Computed from the noncentral t distribution;
+    None when even ``most`` seeds would not do, or when ``difference`` is 0."""
+    if not sd > 0 or not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError(f"sd={sd}, alpha={alpha}, power={power}: expected sd > 0 and alpha, power in (0, 1)")
+    if difference == 0:
+        return None
+    n = np.arange(2, most + 1)
+    critical = stats.t.ppf(1 - alpha / 2, n - 1)
+    shift = abs(difference) / sd * np.sqrt(n)
+    achieved = stats.nct.sf(critical, n - 1, shift) + stats.nct.cdf(-critical, n - 1, shift)
+    enough = np.flatnonzero(achieved >= power)
+    return int(n[enough[0]]) if enough.size else None
