@@ -27,7 +27,8 @@ browser:  ## Debian's chromium, for the test that opens summary.html in a real b
 run: $(STAMP)  ## all experiments, report in reports/ (PROFILE=smoke|quick|tutorial)
 	$(BIN)/pystatsml-tl run --profile $(PROFILE)
 
-test: $(STAMP) browser  ## unit tests, then the committed notebooks under nbval
+test: $(STAMP) browser  ## the linter, unit tests, then the committed notebooks under nbval
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests --durations=15
 	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg
 

@@ -7,9 +7,8 @@ import os
 import shlex
 import sys
 import time
-from typing import Any
 
-from .runs.parameters import EXPERIMENTS, PARAMETERS, PROFILE_EXPERIMENTS, PROFILE_SEEDS, PROFILES, parse_value
+from .runs.parameters import EXPERIMENTS, PARAMETERS, PROFILE_EXPERIMENTS, PROFILE_SEEDS, PROFILES, parse_assignments
 
 
 class _Parser(argparse.ArgumentParser):
@@ -17,16 +16,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    overrides = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r}: expected NAME=VALUE")
-        overrides[name.strip()] = parse_value(name.strip(), text)
-    return overrides
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -115,7 +104,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[s
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs}: expected a positive integer")
     try:
-        overrides = _parse_sets(args.set)
+        overrides = parse_assignments(args.set)
         if args.device is not None:
             overrides["device"] = args.device
         if args.nproc_per_node is not None:
@@ -143,7 +132,7 @@ def _lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         if args.num_iter < 5:
             raise ValueError(f"--num-iter {args.num_iter}: expected an integer >= 5")
-        params = profile_parameters(args.profile, **(_parse_sets(args.set) | {"experiment": args.experiment}))
+        params = profile_parameters(args.profile, **(parse_assignments(args.set) | {"experiment": args.experiment}))
     except ValueError as error:
         parser.error(str(error))
     result = lr_find_experiment(params, num_iter=args.num_iter)

@@ -18,13 +18,16 @@ import math
 import os
 import tempfile
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing.errors import record
+
+from .errors import first_error_line
 
 TIMEOUT = timedelta(seconds=int(os.environ.get("PYSTATSML_TL_DIST_TIMEOUT", "300")))
 """How long a collective waits for a peer before the run fails (instead of hanging)."""
@@ -135,10 +138,6 @@ PEER_LOST = ("Connection reset by peer", "Connection closed by peer", "pair.cc",
 """Words of the errors a rank raises when a peer died first: the consequence, not the cause."""
 
 
-def _error_line(error: BaseException) -> str:
-    return (f"{type(error).__name__}: {error}".strip().splitlines() or [type(error).__name__])[0]
-
-
 def _failure_line(reports: Path, error: Exception) -> str:
     """One line for a failed run: the rank whose error caused it (not a peer that only lost it)."""
     lines = {int(path.stem): path.read_text() for path in sorted(reports.glob("*.txt"))}
@@ -164,7 +163,7 @@ def run_in_worker(reports: str, function: Callable[..., Any], backend: str, *arg
         dist.barrier()
         return result if dist.get_rank() == 0 else None
     except BaseException as error:
-        (Path(reports) / f"{dist.get_rank()}.txt").write_text(_error_line(error))
+        (Path(reports) / f"{dist.get_rank()}.txt").write_text(first_error_line(error))
         raise
     finally:
         dist.destroy_process_group()

@@ -20,3 +20,13 @@ class ResourceUnavailableError(RuntimeError):
             f"{OFFLINE_HINT}"
         )
 
+
+
+def first_error_line(error: BaseException) -> str:
+    """An error as one line: its type and the first line of its message (a failed notebook cell's
+    exception name and value, for papermill's execution errors)."""
+    if hasattr(error, "ename"):  # papermill's PapermillExecutionError
+        text = f"{error.ename}: {error.evalue}"
+    else:
+        text = f"{type(error).__name__}: {error}"
+    return (text.strip().splitlines() or [type(error).__name__])[0]

@@ -11,18 +11,21 @@ import copy
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from .backbones import get_head, head_name, set_head
-from .data.datasets import DataLoaders, resolve_device
+from .checks import one_of
+from .data.datasets import DataLoaders
 from .data.loaders import TensorLoader, is_every_row, take_rows
+from .devices import resolve_device
 from .distributed import gather_objects, is_main_process, rank_and_world, synchronize
 from .inference import inference_model
 from .storage import cache_dir as resolve_cache_dir
@@ -125,9 +128,9 @@ def in_order(loader):
                                        num_workers=loader.num_workers, pin_memory=loader.pin_memory)
 
 
-def _check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+def check_precision(precision: str) -> None:
+    """Refuse a precision other than fp32 and bf16."""
+    one_of(PRECISIONS, " or ")("precision", precision)
 
 
 @torch.no_grad()
@@ -143,7 +146,7 @@ def extract_features(model: nn.Module, loader, device: str | torch.device = "aut
     last digits (bfloat16 keeps 8 bits of mantissa). Returns (features float32 (N, D), labels
     int64 (N,)) on the CPU.
     """
-    _check_precision(precision)
+    check_precision(precision)
     device = resolve_device(device)
     name, head = head_name(model), get_head(model)
     was_training = model.training
@@ -186,7 +189,7 @@ def _read_entry(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
         if features.ndim != 2 or not features.shape[0] == labels.shape[0] == done.shape[0] == key["size"]:
             return None
         return entry
-    except Exception:  # a truncated or foreign file: recompute rather than trust it
+    except Exception:  # noqa: BLE001 - a truncated or foreign file: recompute rather than trust it
         return None
 
 
@@ -229,7 +232,7 @@ def cached_feature_loaders(model: nn.Module, dataloaders: DataLoaders, *, descri
     take turns on an entry, so the second one reuses what the first computed; the workers of a
     data-parallel run share the extraction out and rank 0 writes the entry.
     """
-    _check_precision(precision)
+    check_precision(precision)
     sources = {split: image_source(loader) for split, loader in dataloaders.items()}
     by_images: dict[str, list[str]] = {}
     for split, source in sources.items():

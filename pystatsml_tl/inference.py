@@ -19,5 +19,5 @@ def inference_model(model: nn.Module, device: torch.device) -> nn.Module:
     model = model.to(device=device, memory_format=torch.channels_last).eval()
     try:
         return optimization.fuse(model)
-    except Exception:  # tracing user models fails in many ways; the plain model is always correct
+    except Exception:  # noqa: BLE001 - tracing user models fails in many ways; the plain model is always correct
         return model

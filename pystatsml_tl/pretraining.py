@@ -30,7 +30,7 @@ from .data.datasets import load_data
 from .storage import cache_dir as resolve_cache_dir
 from .storage import file_lock, torch_save_atomic, write_json_atomic
 from .training.loop import best_epoch, train_val_model
-from .training.recipes import make_scheduler, parameter_blocks
+from .training.recipes import make_scheduler, parameter_blocks, scheduler_interval
 
 DEFAULT_SOURCE = "fractals"
 BUILTIN_SOURCES = ("fractals", "synthetic-source", "cifar10")
@@ -204,8 +204,9 @@ def _pretrain_and_save(arch: str, source: str, recipe: dict[str, Any], path: Pat
           f"{recipe['epochs']} epochs); saved to {path} for reuse", file=sys.stderr)
     started = time.time()
     model, _, accuracies = train_val_model(model, nn.CrossEntropyLoss(label_smoothing=0.1), optimizer, data,
-                                           recipe["epochs"], scheduler, device=device, seed=recipe["seed"],
-                                           progress=progress)
+                                           recipe["epochs"], scheduler, log_interval=1, device=device,
+                                           seed=recipe["seed"], progress=progress,
+                                           scheduler_interval=scheduler_interval("onecycle"))
     kept, reset = reinitialize_after(model, arch, recipe["keep_blocks"], recipe["seed"] + 1)
     recalibrate_batchnorm(model, reset, data["train"])
     card = {"arch": arch, "source": _source_name(source), **source_settings(source), "class_names": data.classes,

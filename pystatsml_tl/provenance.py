@@ -68,7 +68,7 @@ def provenance() -> dict[str, str | int]:
     """Date and time (UTC), host, CPU model and threads, GPU (or none), versions, git commit and the
     constraints file's fingerprint."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    return {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
             "host": socket.gethostname(), "cpu": cpu_model(), "cpu_threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count() or 0, "gpu": gpu, "git_commit": git_commit(),
             "constraints": constraints_fingerprint(), **versions()}

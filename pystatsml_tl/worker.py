@@ -23,10 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     rank 0 test and write the outputs."""
     import time
 
-    from .cli import _parse_sets
     from .distributed import TIMEOUT, worker_device
     from .runs.experiments import build_model, prepare_data, result_of_workers, save_outputs, train_in_worker
-    from .runs.parameters import PROFILES, profile_parameters
+    from .runs.parameters import PROFILES, parse_assignments, profile_parameters
 
     parser = argparse.ArgumentParser(prog="python -m pystatsml_tl.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=list(PROFILES), default="quick")
@@ -35,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", required=True)
     args = parser.parse_args(argv)
     try:
-        params = profile_parameters(args.profile, **(_parse_sets(args.set) | {
+        params = profile_parameters(args.profile, **(parse_assignments(args.set) | {
             "experiment": args.experiment, "output_dir": args.output_dir, "nproc_per_node": "1"}))
     except ValueError as error:
         parser.error(str(error))

@@ -98,7 +98,7 @@ def test_extractor_with_augmentation_runs_the_whole_network(cache_dir, capsys):
 
 
 def test_every_seed_and_split_of_one_image_set_shares_one_entry(cache_dir, fake_cifar10, monkeypatch):
-    root, arrays = fake_cifar10  # 100 training and 30 test images in CIFAR-10's own format
+    root, _ = fake_cifar10  # 100 training and 30 test images in CIFAR-10's own format
     model = make_model("resnet18", weights="none", strategy="extractor", seed=1)
 
     def cifar(seed, subset, test_subset=10):

@@ -2,8 +2,15 @@ import papermill
 import pytest
 
 from pystatsml_tl.runs.notebooks import EXPERIMENT_NOTEBOOK
-from pystatsml_tl.runs.parameters import (EXPERIMENTS, PARAMETERS, PROFILES, SEEDS_PARAMETER, parse_value,
-                                          profile_parameters, validate_parameters)
+from pystatsml_tl.runs.parameters import (
+    EXPERIMENTS,
+    PARAMETERS,
+    PROFILES,
+    SEEDS_PARAMETER,
+    parse_value,
+    profile_parameters,
+    validate_parameters,
+)
 
 
 def test_defaults_are_the_tutorial_settings_with_a_validation_split():

@@ -8,9 +8,9 @@ from torch import nn
 
 from pystatsml_tl import load_data, make_model
 from pystatsml_tl.runs.experiments import build_model, run_experiment
+from pystatsml_tl.runs.kinds import KINDS, Training, experiment_criterion
 from pystatsml_tl.runs.lr_finder import lr_find
 from pystatsml_tl.runs.parameters import validate_parameters
-from pystatsml_tl.runs.strategies import build_optimizer, train_two_stage
 from pystatsml_tl.training.loop import train_val_model
 from pystatsml_tl.training.recipes import discriminative_groups, make_optimizer, make_scheduler, parameter_blocks
 
@@ -43,24 +43,28 @@ def test_two_stage_first_stage_keeps_the_backbone_bit_identical_and_the_second_m
     model = build_model(params, data.num_classes)
     before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("fc.")}
     stages = []
-    import pystatsml_tl.runs.strategies as strategies
+    import pystatsml_tl.runs.kinds as kinds
 
-    original = strategies._fine_tune
+    original = kinds.train_stage
 
-    def record(params_, data_, model_, *args, **kwargs):  # the moment stage 2 starts
-        stages.append({k: v.clone() for k, v in model_.state_dict().items() if not k.startswith("fc.")})
-        assert all(p.requires_grad for p in model_.parameters())
-        model_.train()  # as the training loop does: after unfreezing, BatchNorm trains too
-        assert all(m.training for m in model_.modules() if isinstance(m, nn.BatchNorm2d))
-        history = original(params_, data_, model_, *args, **kwargs)
-        stages.append({k: v.clone() for k, v in model_.state_dict().items() if not k.startswith("fc.")})
+    def record(kind, training, module, loaders, epochs, stage, **kwargs):  # the moment stage 2 starts
+        if stage != "stage2":
+            return original(kind, training, module, loaders, epochs, stage, **kwargs)
+        stages.append({k: v.clone() for k, v in module.state_dict().items() if not k.startswith("fc.")})
+        assert all(p.requires_grad for p in module.parameters())
+        module.train()  # as the training loop does: after unfreezing, BatchNorm trains too
+        assert all(m.training for m in module.modules() if isinstance(m, nn.BatchNorm2d))
+        history = original(kind, training, module, loaders, epochs, stage, **kwargs)
+        stages.append({k: v.clone() for k, v in module.state_dict().items() if not k.startswith("fc.")})
         return history
 
-    strategies._fine_tune = record
+    kinds.train_stage = record
     try:
-        _, losses, accuracies = train_two_stage(params, data, model, nn.CrossEntropyLoss(), None, torch.device("cpu"))
+        training = Training(params, experiment_criterion(params), None, torch.device("cpu"))
+        fitted = KINDS["two-stage"].fit(training, data, model)
+        losses, accuracies = fitted.losses, fitted.accuracies
     finally:
-        strategies._fine_tune = original
+        kinds.train_stage = original
     assert len(stages) == 2 and all(torch.equal(before[k], stages[0][k]) for k in before)  # stage 1: untouched
     after = stages[1]  # the weights stage 2 ended with (the kept ones may be stage 1's, if it validated better)
     assert any(not torch.equal(before[k], after[k]) for k in before if "weight" in k)  # stage 2: weights moved
@@ -166,7 +170,7 @@ def test_bad_recipe_values_fail_before_any_work(params, message):
 def test_build_optimizer_uses_weight_decay_and_block_groups():
     params = validate_parameters(SMALL | {"experiment": "discriminative", "weight_decay": 1e-4})
     model = make_model("resnet18", weights="none", num_classes=10)
-    optimizer, scheduler = build_optimizer(params, model)
+    optimizer, scheduler = KINDS["discriminative"].build_optimizer(params, model)
     assert isinstance(optimizer, torch.optim.Adam) and len(optimizer.param_groups) == 6
     assert all(g["weight_decay"] == 1e-4 for g in optimizer.param_groups)
     assert isinstance(scheduler, torch.optim.lr_scheduler.StepLR)

@@ -4,11 +4,17 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from fakes import fake_metrics, write_run
 from scipy import stats
 
-from fakes import fake_metrics, write_run
-from pystatsml_tl.runs.report import (DuplicateRunError, comparison_sentence, comparison_table, runs_table,
-                                      summary_table, write_report)
+from pystatsml_tl.runs.report import (
+    DuplicateRunError,
+    comparison_sentence,
+    comparison_table,
+    runs_table,
+    summary_table,
+    write_report,
+)
 
 
 def fake_run(experiment, seed, correct, n=100, lr=0.001):

@@ -9,13 +9,12 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from PIL import Image
-
 from conftest import SMOKE_EXPERIMENTS
 from fakes import FakeExecutor
+from PIL import Image
+
 from pystatsml_tl.cli import main
 from pystatsml_tl.runs.experiments import FIGURES
-from pystatsml_tl.runs.notebooks import EXPERIMENT_NOTEBOOK
 from pystatsml_tl.runs.parameters import EXPERIMENTS, PARAMETERS, parse_value
 from pystatsml_tl.runs.runner import execute_plan, plan_run
 from pystatsml_tl.storage import atomic_path, write_text_atomic
@@ -68,43 +67,15 @@ def test_smoke_run_writes_the_full_report(smoke_report):
     assert "IPKernelApp" not in err and "WARNING" not in err  # the kernel's start-up noise stays out
 
 
-def failing_notebook(tmp_path, flag):
-    """The experiment notebook with one more cell: extractor-adam fails until ``flag`` exists."""
-    nb = nbformat.read(EXPERIMENT_NOTEBOOK, as_version=4)
-    tagged = {"parameters", "injected-parameters"}  # papermill replaces an injected cell where it stands
-    at = max(i for i, c in enumerate(nb.cells) if tagged & set(c.metadata.get("tags", []))) + 1
-    nb.cells.insert(at, nbformat.v4.new_code_cell(
-        f"import os\nif experiment == 'extractor-adam' and not os.path.exists({str(flag)!r}):\n"
-        "    raise RuntimeError('simulated failure\\nsecond line')"))
-    path = tmp_path / "failing.ipynb"
-    nbformat.write(nb, path)
-    return path
+def test_a_failed_notebook_cell_is_recorded_as_one_line():
+    from papermill.exceptions import PapermillExecutionError
 
+    from pystatsml_tl.errors import first_error_line
 
-def test_a_failure_spares_the_others_and_a_rerun_finishes_only_it(tmp_path, capsys):
-    flag = tmp_path / "fixed"
-    notebook = failing_notebook(tmp_path, flag)
-    out = tmp_path / "report"
-    overrides = {"epochs": 2, "train_subset": 200, "test_subset": 100, "device": "cpu"}
-    plan = plan_run("smoke", ["extractor-sgd", "extractor-adam", "finetune-sgd"], overrides, out)
-    failures = execute_plan(plan, jobs=2, notebook=notebook)
-    assert failures == {"extractor-adam": "RuntimeError: simulated failure"}
-    table = pd.read_csv(out / "runs.csv")
-    failed = table[table.experiment == "extractor-adam"].iloc[0]
-    assert failed.status == "failed" and failed.error == "RuntimeError: simulated failure"
-    assert (table[table.experiment != "extractor-adam"]["status"] == "ok").all()
-    assert "extractor-adam/seed-0`: RuntimeError: simulated failure" in (out / "summary.md").read_text()
-    done = {n: os.stat(out / n / "seed-0" / "metrics.json").st_mtime_ns for n in ("extractor-sgd", "finetune-sgd")}
-
-    flag.write_text("")
-    capsys.readouterr()
-    assert execute_plan(plan, jobs=2, notebook=notebook) == {}
-    assert done == {n: os.stat(out / n / "seed-0" / "metrics.json").st_mtime_ns for n in done}  # not run again
-    err = capsys.readouterr().err
-    assert err.count("skipped") == 2 and "extractor-adam: started" in err
-    table = pd.read_csv(out / "runs.csv")
-    assert len(table) == 3 and (table["status"] == "ok").all()
-    assert not (out / "extractor-adam" / "seed-0" / "failure.json").exists()
+    error = PapermillExecutionError(cell_index=3, exec_count=3, source="raise", ename="RuntimeError",
+                                    evalue="simulated failure\nsecond line", traceback=["..."])
+    assert first_error_line(error) == "RuntimeError: simulated failure"
+    assert first_error_line(ValueError("")) == "ValueError:"
 
 
 def test_cli_exit_status_is_non_zero_when_an_experiment_fails(tmp_path, monkeypatch):
@@ -220,14 +191,14 @@ def test_list_ends_quietly_when_its_pipe_closes():
 ])
 def test_invalid_options_exit_2_with_one_line_before_anything_runs(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
-        main(argv + ["--output-dir", str(tmp_path / "never")])
+        main([*argv, "--output-dir", str(tmp_path / "never")])
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "never").exists()
 
 
-@pytest.mark.parametrize("name", [n for n in PARAMETERS])
+@pytest.mark.parametrize("name", list(PARAMETERS))
 def test_every_parameter_is_settable_or_refused_in_one_line(name, tmp_path, capsys):
     from pystatsml_tl.runs.grid import RUNNER_OWNED
 
@@ -245,40 +216,53 @@ def test_every_parameter_is_settable_or_refused_in_one_line(name, tmp_path, caps
         assert name not in RUNNER_OWNED and plan.runs[0][1][name] == parse_value(name, text)
 
 
+SHARD = """
+import sys
+from fakes import FakeExecutor
+from pystatsml_tl.runs.runner import run
+sys.exit(run("smoke", ["extractor-sgd", "extractor-adam", "scratch"], {{}}, {out!r}, seeds=[0, 1, 2],
+             grid={{"lr": [0.001, 0.01]}}, shard={shard}, executor=FakeExecutor()))
+"""
+
+
 def test_shards_run_at_the_same_time_match_one_process(tmp_path):
-    args = ["run", "--profile", "smoke", "--experiments", "extractor-sgd,extractor-adam", "--seeds", "2",
-            "--device", "cpu", *FAST]
     shared = tmp_path / "shared"
-    shards = [subprocess.Popen([sys.executable, "-m", "pystatsml_tl", *args, "--output-dir", str(shared),
-                                "--shard", f"{i}/2"], stderr=subprocess.PIPE, text=True) for i in (1, 2)]
-    errors = [shard.communicate(timeout=600)[1] for shard in shards]
-    assert [shard.returncode for shard in shards] == [0, 0], errors
-    assert all("2 run(s) in 1 group(s)" in err for err in errors)  # disjoint halves
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).parent)}
+    shards = [subprocess.Popen([sys.executable, "-c", SHARD.format(out=str(shared), shard=(i, 3))], env=env,
+                               stderr=subprocess.PIPE, text=True) for i in (1, 2, 3)]
+    errors = [shard.communicate(timeout=300)[1] for shard in shards]
+    assert [shard.returncode for shard in shards] == [0, 0, 0], errors
+    assert all("6 run(s) in 2 group(s)" in err for err in errors)  # disjoint thirds of 18 runs
     single = tmp_path / "single"
-    assert main([*args, "--output-dir", str(single)]) == 0
+    assert execute_plan(plan_run("smoke", ["extractor-sgd", "extractor-adam", "scratch"], {}, single,
+                                 seeds=[0, 1, 2], grid={"lr": [0.001, 0.01]}), executor=FakeExecutor()) == {}
     assert main(["report", str(shared)]) == 0
-    columns = ["experiment", "seed", "status", "test_acc", "test_acc_ci_low", "test_acc_ci_high", "best_epoch", "path"]
+    columns = ["experiment", "lr", "seed", "status", "test_acc", "test_acc_ci_low", "test_acc_ci_high", "best_epoch",
+               "path"]
     rebuilt, one = pd.read_csv(shared / "runs.csv"), pd.read_csv(single / "runs.csv")
-    assert len(one) == 4 and rebuilt[columns].equals(one[columns])
-    assert pd.read_csv(shared / "summary.csv").drop(columns="seconds").equals(
-        pd.read_csv(single / "summary.csv").drop(columns="seconds"))
+    assert len(one) == 18 and rebuilt[columns].equals(one[columns])
+    assert pd.read_csv(shared / "summary.csv").equals(pd.read_csv(single / "summary.csv"))
     assert "pystatsml-tl report" in (shared / "summary.md").read_text()
     assert not list(shared.glob(".*.tmp"))
 
 
 def test_grid_runs_every_point_and_names_folders_and_columns_after_it(tmp_path):
     out = tmp_path / "grid"
-    assert main(["run", "--profile", "smoke", "--experiments", "extractor-adam", "--seeds", "1,", "--device", "cpu",
-                 "--grid", "normalize=tutorial,imagenet", "--grid", "lr=0.001,0.01", *FAST,
-                 "--output-dir", str(out)]) == 0
+    fake = FakeExecutor()
+    plan = plan_run("smoke", ["extractor-adam"], {}, out, seeds=[1],
+                    grid={"normalize": ["tutorial", "imagenet"], "lr": [0.001, 0.01]})
+    assert execute_plan(plan, executor=fake) == {}
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 4 and list(runs.columns[:4]) == ["experiment", "lr", "normalize", "seed"]  # declaration order
     assert set(runs["seed"]) == {1}
     assert (out / "extractor-adam" / "normalize=imagenet,lr=0.01" / "seed-1" / "metrics.json").is_file()
+    given = json.loads((out / "extractor-adam" / "normalize=imagenet,lr=0.01" / "seed-1" / "metrics.json").read_text())
+    assert (given["parameters"]["normalize"], given["parameters"]["lr"]) == ("imagenet", 0.01)  # the notebook got them
     comparisons = pd.read_csv(out / "comparisons.csv")
     assert sorted(comparisons["differs_in"]) == ["lr", "lr", "normalize", "normalize"]
     assert (comparisons["test"] == "mcnemar").all() and (comparisons["n"] == 1).all()
     assert "McNemar" in (out / "summary.md").read_text()
+    assert (out / "grid-lr.png").is_file() and not (out / "grid-normalize.png").exists()
 
 
 def test_lr_find_command_writes_the_plot_and_prints_the_rate(tmp_path, capsys):

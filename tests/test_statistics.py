@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pystatsml_tl.runs.statistics import (holm_adjust, mcnemar_exact, paired_t, probability_of_improvement,
-                                          summarize_accuracies, t_interval, wilson_interval)
+from pystatsml_tl.runs.statistics import (
+    holm_adjust,
+    mcnemar_exact,
+    paired_t,
+    probability_of_improvement,
+    summarize_accuracies,
+    t_interval,
+    wilson_interval,
+)
 
 
 def test_wilson_interval_matches_the_closed_form():

@@ -109,7 +109,7 @@ def test_tutorial_blocks_run_unchanged(block, fake_imagenet_resnet18, capsys):
 
 
 def test_history_is_per_epoch_floats_and_log_interval_prints_the_last_epoch(capsys):
-    _, losses, accuracies = train(small_data(), epochs=3, log_interval=5)
+    _, losses, _ = train(small_data(), epochs=3, log_interval=5)
     assert list(losses) == ["train", "val", "test"]
     assert all(len(v) == 3 and all(isinstance(x, float) for x in v) for v in losses.values())
     printed = capsys.readouterr().out
@@ -127,7 +127,7 @@ def test_same_seed_same_history_on_cpu():
 
 def test_selection_uses_val_and_returns_the_best_weights():
     data = small_data()
-    model, losses, accuracies = train(data, epochs=3)
+    model, _, accuracies = train(data, epochs=3)
     chosen = best_epoch(accuracies)
     assert accuracies["val"][chosen] == max(accuracies["val"])
     result = evaluate(model, data["val"], device="cpu")

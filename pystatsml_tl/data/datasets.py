@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .. import checks
+from ..devices import resolve_device
 from ..distributed import RankBatchSampler
 from ..errors import ResourceUnavailableError
 from ..storage import data_dir as resolve_data_dir
@@ -54,7 +56,7 @@ class DataLoaders(dict):
         """Number of images in each split."""
         return {split: len(loader.dataset) for split, loader in self.items()}
 
-    def training_loaders(self) -> "DataLoaders":
+    def training_loaders(self) -> DataLoaders:
         """The loaders that training sees: ``train`` and ``val``, without ``test`` (kept for the one
         final test). Without a validation split, ``test`` stays: it then selects the epoch, the
         tutorial's protocol (``val_fraction=0``)."""
@@ -79,37 +81,19 @@ def _folder_entries(folder, root: Path) -> list[tuple[str, int, int]]:
     return [(str(Path(path).relative_to(root)), Path(path).stat().st_size, label) for path, label in folder.samples]
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """Return the torch device for ``device``: ``auto`` picks CUDA when present, else the CPU."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda': no CUDA device is available here; use device='auto' or 'cpu'")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"device={device!r}: expected auto, cpu or cuda")
-    return torch.device(device)
-
-
 def _check_arguments(batch_size: int, val_fraction: float, image_size: int, normalize: str,
                      train_subset: int | None, test_subset: int | None) -> None:
-    if not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size={batch_size!r}: expected a positive integer")
-    if not isinstance(image_size, int) or image_size <= 0:
-        raise ValueError(f"image_size={image_size!r}: expected a positive integer")
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction={val_fraction!r}: expected a fraction in [0, 1)")
-    if normalize not in NORMALIZATION_STATS:
-        raise ValueError(f"normalize={normalize!r}: expected one of {', '.join(NORMALIZATION_STATS)}")
-    for name, value in (("train_subset", train_subset), ("test_subset", test_subset)):
-        if value is not None and (not isinstance(value, int) or value <= 0):
-            raise ValueError(f"{name}={value!r}: expected a positive integer or None")
+    checks.positive_int("batch_size", batch_size)
+    checks.positive_int("image_size", image_size)
+    checks.in_interval("val_fraction", val_fraction, 0, 1, "[)", noun="a fraction")
+    checks.one_of(tuple(NORMALIZATION_STATS), " or ")("normalize", normalize)
+    checks.positive_int_or_none("train_subset", train_subset)
+    checks.positive_int_or_none("test_subset", test_subset)
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Split ``range(n)`` into seeded (train, val) index tensors; ``val`` holds ``round(n * val_fraction)``."""
-    n_val = int(round(n * val_fraction))
+    n_val = round(n * val_fraction)
     if val_fraction > 0 and not 0 < n_val < n:
         raise ValueError(f"val_fraction={val_fraction}: leaves no image in train or val out of {n}")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
@@ -283,8 +267,7 @@ def load_data(dataset: str = "cifar10", *, data_dir: str | os.PathLike | None = 
     if not root.is_dir():
         raise ValueError(f"dataset={dataset!r}: expected cifar10, digits, synthetic, synthetic-source, fractals or an "
                          "existing image folder")
-    if not isinstance(num_workers, int) or num_workers < 0:
-        raise ValueError(f"num_workers={num_workers!r}: expected an integer >= 0")
+    checks.non_negative_int("num_workers", num_workers)
     return _image_folder_loaders(root, num_workers=num_workers, device=device, **common)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ class ImageArrayDataset(torch.utils.data.Dataset):
         self.classes = list(classes)
 
     @classmethod
-    def from_hwc(cls, array: np.ndarray, targets: Sequence[int], classes: Sequence[str]) -> "ImageArrayDataset":
+    def from_hwc(cls, array: np.ndarray, targets: Sequence[int], classes: Sequence[str]) -> ImageArrayDataset:
         """Build from a uint8 array (N, H, W, 3), the layout of CIFAR-10's ``data``."""
         return cls(torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2).contiguous(), targets, classes)
 
@@ -52,7 +52,7 @@ class ImageArrayDataset(torch.utils.data.Dataset):
         """The images as a uint8 array (N, H, W, 3)."""
         return self.images.permute(0, 2, 3, 1).cpu().numpy()
 
-    def subset(self, indices: torch.Tensor) -> "ImageArrayDataset":
+    def subset(self, indices: torch.Tensor) -> ImageArrayDataset:
         """Return a new dataset holding the images at ``indices`` (sharing them when that is all, in order)."""
         targets = torch.as_tensor(self.targets)[indices].tolist()
         return ImageArrayDataset(take_rows(self.images, indices), targets, self.classes)
@@ -130,7 +130,7 @@ class TensorLoader:
         self.origin = origin
         self.rank, self.world = 0, 1
 
-    def shard(self, rank: int, world: int) -> "TensorLoader":
+    def shard(self, rank: int, world: int) -> TensorLoader:
         """A copy that serves rank ``rank``'s share (of ``world``) of every batch (see
         :func:`~pystatsml_tl.distributed.rank_batches`); ``batch_size`` stays the global batch."""
         sharded = copy.copy(self)

@@ -1,3 +1,3 @@
 """Experiments and what is built from them: parameters and grids, what each experiment trains
-(``strategies``), one run (``experiments``), the LR finder, many runs through papermill
+(``kinds``: one class per kind of experiment), one run (``experiments``), the LR finder, many runs through papermill
 (``runner``, ``notebooks``), their statistics, figures and report."""

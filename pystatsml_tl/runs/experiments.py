@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data.datasets import DataLoaders, load_data, resolve_device, shard_loaders
+from ..data.datasets import DataLoaders, load_data, shard_loaders
+from ..devices import resolve_device
 from ..distributed import is_distributed, launch, rank_and_world, resolve_nproc, worker_device
 from ..features import FeatureCacheInfo
 from ..models import make_model
@@ -21,9 +22,9 @@ from ..provenance import provenance, provenance_line, versions
 from ..storage import save_figure_atomic, write_json_atomic
 from ..training.loop import Evaluation, best_epoch, evaluate, selection_phase
 from .grid import seed_folder
+from .kinds import FitResult, Training, experiment_criterion, kind_of
 from .parameters import BUILTIN_DATASETS, PARAMETERS, experiment_settings, validate_parameters
 from .statistics import wilson_interval
-from .strategies import experiment_criterion, fit, test_target
 
 PUBLISHED_BEST_ACC = {"finetune-sgd": 78.90, "finetune-adam": 80.49, "extractor-sgd": 46.44, "extractor-adam": 46.43}
 """The tutorial's published "best val acc" (%, selected on the CIFAR-10 test split, 5 epochs)."""
@@ -64,12 +65,11 @@ def prepare_data(params: dict[str, Any]) -> DataLoaders:
 
 
 def build_model(params: dict[str, Any], num_classes: int) -> nn.Module:
-    """Make the model of the experiment: its arch, weights and strategy. ``extractor`` and
-    ``two-stage`` start with the backbone frozen; ``finetune`` and ``discriminative`` train it all."""
-    settings = experiment_settings(params)
-    strategy = "extractor" if settings["strategy"] in ("extractor", "two-stage") else "finetune"
-    return make_model(params["arch"], settings["weights"], num_classes, strategy, seed=params["seed"],
-                      progress=params["progress"])
+    """Make the model of the experiment: its arch and weights, the backbone frozen when its kind
+    starts frozen (``extractor``, ``two-stage``)."""
+    frozen = kind_of(params).frozen_at_start
+    return make_model(params["arch"], experiment_settings(params)["weights"], num_classes,
+                      "extractor" if frozen else "finetune", seed=params["seed"], progress=params["progress"])
 
 
 @dataclass
@@ -113,7 +113,8 @@ class ExperimentResult:
             "best_epoch": self.best_epoch, "selected_on": selection_phase(self.losses),
             "test_acc": self.test.accuracy, "test_acc_ci": list(self.test_acc_ci), "test_loss": self.test.loss,
             "seconds": round(self.seconds, 2), "device": self.device, "classes": self.data.classes,
-            "sizes": self.data.sizes, "data": self.data.description(), "test_predictions": self.test.predictions.tolist(),
+            "sizes": self.data.sizes, "data": self.data.description(),
+            "test_predictions": self.test.predictions.tolist(),
             "test_targets": self.test.targets.tolist(),
             "feature_cache": None if self.feature_cache is None else vars(self.feature_cache),
             "versions": versions(), "provenance": provenance(),
@@ -128,14 +129,16 @@ def train_in_worker(params: dict[str, Any], log_interval: int | None) -> dict[st
     params = params | {"device": str(device)}
     data = shard_loaders(prepare_data(params), rank, world)
     model = build_model(params, data.num_classes)
-    cache_info, losses, accuracies, _ = fit(params, data, model, log_interval if rank == 0 else None, device)
+    training = Training(params, experiment_criterion(params), log_interval if rank == 0 else None, device)
+    fitted = kind_of(params).fit(training, data, model)
     state = {name: tensor.cpu() for name, tensor in model.state_dict().items()}
-    return {"state": state, "losses": losses, "accuracies": accuracies, "feature_cache": cache_info}
+    return {"state": state, "losses": fitted.losses, "accuracies": fitted.accuracies,
+            "feature_cache": fitted.feature_cache}
 
 
 def train_experiment(params: dict[str, Any], data: DataLoaders, model: nn.Module,
                      log_interval: int | None = 1) -> ExperimentResult:
-    """Train ``model`` on ``data`` as ``params`` say (see :func:`~pystatsml_tl.runs.strategies.fit`),
+    """Train ``model`` on ``data`` as the experiment's kind does (:mod:`~pystatsml_tl.runs.kinds`),
     then evaluate the selected model on the test set.
 
     With ``nproc_per_node`` > 1 the training runs in that many worker processes started by
@@ -149,10 +152,11 @@ def train_experiment(params: dict[str, Any], data: DataLoaders, model: nn.Module
         backend = "nccl" if device.type == "cuda" else "gloo"
         outcome = launch(train_in_worker, nproc, params, log_interval, backend=backend)
         return result_of_workers(params, data, model, outcome, started, device)
-    cache_info, losses, accuracies, (trained, tested_on) = fit(params, data, model, log_interval, device)
-    test = evaluate(trained, tested_on["test"], experiment_criterion(params), device)
-    return ExperimentResult(params, model, data, losses, accuracies, test, time.time() - started, device.type,
-                            cache_info)
+    fitted: FitResult = kind_of(params).fit(Training(params, experiment_criterion(params), log_interval, device),
+                                            data, model)
+    test = evaluate(fitted.tested, fitted.test_loaders["test"], experiment_criterion(params), device)
+    return ExperimentResult(params, model, data, fitted.losses, fitted.accuracies, test, time.time() - started,
+                            device.type, fitted.feature_cache)
 
 
 def result_of_workers(params: dict[str, Any], data: DataLoaders, model: nn.Module, outcome: dict[str, Any],
@@ -161,7 +165,7 @@ def result_of_workers(params: dict[str, Any], data: DataLoaders, model: nn.Modul
     :func:`train_in_worker` returned): their selected weights go into ``model`` and the test pass
     runs here, on the whole test set; ``started`` is when training began (``time.time()``)."""
     model.load_state_dict(outcome["state"])
-    trained, tested_on = test_target(params, data, model)
+    trained, tested_on = kind_of(params).test_target(params, data, model)
     test = evaluate(trained, tested_on["test"], experiment_criterion(params), device)
     return ExperimentResult(params, model, data, outcome["losses"], outcome["accuracies"], test,
                             time.time() - started, device.type, outcome["feature_cache"])

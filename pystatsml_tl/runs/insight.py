@@ -7,7 +7,8 @@ other notebooks.
 from __future__ import annotations
 
 import copy
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -131,7 +132,7 @@ def curve_batch_size(size: int, full: int, batch_size: int, val_fraction: float)
     (with a fixed batch, 30 images would get one update an epoch, and the curve would measure the
     updates, not the labels). At least 2, and never leaving a last batch of one image, which
     BatchNorm cannot normalise in train mode."""
-    train = size - int(round(size * val_fraction))
+    train = size - round(size * val_fraction)
     batch = max(2, round(batch_size * size / full))
     while train % batch == 1:
         batch += 1

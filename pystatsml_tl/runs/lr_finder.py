@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.datasets import resolve_device
+from ..devices import resolve_device
+from ..training.loop import train_step
 
 
 @dataclass
@@ -95,11 +96,7 @@ def lr_find(model: nn.Module, dataloaders: dict[str, Any], criterion: nn.Module 
             lr = start_lr * ratio**step
             for group, scale in zip(optimizer.param_groups, scales):
                 group["lr"] = lr * scale
-            x, y = x.to(device), y.to(device)
-            loss = criterion(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss, _, _ = train_step(model, x, y, criterion, optimizer, device)
             value = loss.item()
             average = smoothing * average + (1 - smoothing) * value
             smoothed = average / (1 - smoothing ** (step + 1))
@@ -119,20 +116,16 @@ def lr_find(model: nn.Module, dataloaders: dict[str, Any], criterion: nn.Module 
 
 
 def lr_find_experiment(params: dict[str, Any], num_iter: int = 100) -> LRFinderResult:
-    """The range test for an experiment's parameters: its data, model and optimizer (a frozen
-    backbone's head on cached features), as :func:`~pystatsml_tl.runs.experiments.train_experiment` would train them."""
-    from ..backbones import get_head
+    """The range test for an experiment's parameters: its data, model and optimizer, the module its
+    kind trains first (a frozen backbone's head on cached features), as
+    :func:`~pystatsml_tl.runs.experiments.train_experiment` would train it."""
     from .experiments import build_model, prepare_data
+    from .kinds import experiment_criterion, kind_of
     from .parameters import validate_parameters
-    from .strategies import build_optimizer, experiment_criterion, feature_loaders, use_feature_cache
 
     params = validate_parameters(params)
+    kind = kind_of(params)
     data = prepare_data(params)
-    model = build_model(params, data.num_classes)
-    if use_feature_cache(params, model):
-        loaders, _ = feature_loaders(params, data, model)
-        model = get_head(model)
-    else:
-        loaders = data
-    optimizer, _ = build_optimizer(params, model)
+    model, loaders = kind.first_trained(params, data, build_model(params, data.num_classes))
+    optimizer, _ = kind.build_optimizer(params, model)
     return lr_find(model, loaders, experiment_criterion(params), optimizer, num_iter=num_iter, device=params["device"])

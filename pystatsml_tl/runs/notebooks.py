@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import os
 import re
-import sys
-from pathlib import Path
-from typing import Any
-
 import signal
+import sys
 import weakref
+from pathlib import Path
+from typing import Any, ClassVar
 
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
@@ -72,7 +71,7 @@ class TrackedKernelManager(AsyncKernelManager):
     so that :func:`stop_running_kernels` can stop them (a kernel runs in a session of its own, so a
     Ctrl-C in the terminal does not reach it)."""
 
-    running: "weakref.WeakSet[TrackedKernelManager]" = weakref.WeakSet()
+    running: ClassVar[weakref.WeakSet[TrackedKernelManager]] = weakref.WeakSet()
 
     async def start_kernel(self, **kwargs: Any) -> None:
         """Start the kernel and remember it."""

@@ -35,28 +35,28 @@ class Page:
     title: str
     blocks: list[tuple[str, Any]] = field(default_factory=list)
 
-    def add_heading(self, text: str) -> "Page":
+    def add_heading(self, text: str) -> Page:
         """A section heading."""
         self.blocks.append(("heading", text))
         return self
 
-    def add_paragraph(self, text: str) -> "Page":
+    def add_paragraph(self, text: str) -> Page:
         """A paragraph of text."""
         self.blocks.append(("paragraph", text))
         return self
 
-    def add_bullets(self, items: list[str]) -> "Page":
+    def add_bullets(self, items: list[str]) -> Page:
         """A bullet list (nothing when ``items`` is empty)."""
         if items:
             self.blocks.append(("bullets", list(items)))
         return self
 
-    def add_table(self, table: pd.DataFrame) -> "Page":
+    def add_table(self, table: pd.DataFrame) -> Page:
         """A table (its cells shown as they are; empty cells for None and NaN)."""
         self.blocks.append(("table", table))
         return self
 
-    def add_figure(self, path: str, alt: str) -> "Page":
+    def add_figure(self, path: str, alt: str) -> Page:
         """A figure: an image file relative to the page's folder, with its description."""
         self.blocks.append(("figure", (path, alt)))
         return self
@@ -139,5 +139,6 @@ def to_html(page: Page, folder: str | Path) -> str:
         elif kind == "figure":
             body.append(_embedded_image(folder, *content))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<link rel=\"icon\" href=\"data:,\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{html.escape(page.title)}"
+            "<link rel=\"icon\" href=\"data:,\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{html.escape(page.title)}"
             f"</title><style>{STYLE}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -1,13 +1,18 @@
 """The experiment parameters: one set of names for the notebooks, papermill, the CLI and Python.
 
 Each parameter has a type, a default (the tutorial's settings, except the held-out validation
-split) and a one-line help. :func:`validate_parameters` checks a whole set before any work starts.
+split), a one-line help and its constraint (range, choices, or a relation to other parameters),
+declared together. :func:`validate_parameters` checks a whole set before any work starts: the
+declared constraints in one loop, then the relations the experiment's kind needs.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .. import checks
 
 EXPERIMENTS = {
     "finetune-sgd": {"strategy": "finetune", "optimizer": "sgd"},
@@ -31,15 +36,47 @@ DEVICES = ("auto", "cpu", "cuda")
 BUILTIN_DATASETS = ("cifar10", "digits", "synthetic")
 
 
+def _lazy(module: str, name: str) -> checks.Check:
+    """A check defined in a module that imports torchvision, imported when first used."""
+    def check(parameter: str, value: Any) -> None:
+        import importlib
+
+        getattr(importlib.import_module(module, __package__), name)(value)
+
+    return check
+
+
+def _dataset(name: str, value: Any) -> None:
+    checks.expect(value in BUILTIN_DATASETS or Path(value).expanduser().is_dir(), name, value,
+                  "cifar10, digits, synthetic or an existing image folder")
+
+
+def _below_epochs(name: str, value: Any, params: dict[str, Any]) -> None:
+    checks.expect(0 <= value < params["epochs"], name, value, f"an integer in [0, epochs={params['epochs']})")
+
+
+def _lazy_choices(module: str, name: str) -> checks.Check:
+    """:func:`~pystatsml_tl.checks.one_of` the choices a later module declares (imported when used)."""
+    def check(parameter: str, value: Any) -> None:
+        import importlib
+
+        checks.one_of(getattr(importlib.import_module(module, __package__), name))(parameter, value)
+
+    return check
+
+
 @dataclass(frozen=True)
 class Parameter:
-    """One experiment parameter: its name, type, default and help line."""
+    """One experiment parameter: its name, type, default, help line and constraint (``check(name,
+    value)``, and ``relation(name, value, params)`` for a constraint on other parameters too)."""
 
     name: str
     type: type
     default: Any
     help: str
     optional: bool = False  # None is accepted and means "not set"
+    check: checks.Check | None = None
+    relation: Callable[[str, Any, dict[str, Any]], None] | None = None
 
 
 PARAMETERS: dict[str, Parameter] = {
@@ -47,49 +84,67 @@ PARAMETERS: dict[str, Parameter] = {
     for p in [
         Parameter("experiment", str, "finetune-sgd",
                   "finetune-sgd | finetune-adam | extractor-sgd | extractor-adam | scratch | extractor-random | "
-                  "two-stage | discriminative"),
-        Parameter("dataset", str, "cifar10", "cifar10 | digits (scikit-learn's, offline) | synthetic | path of an image folder with train/ and test/"),
+                  "two-stage | discriminative", check=checks.one_of(EXPERIMENTS, ", ")),
+        Parameter("dataset", str, "cifar10",
+                  "cifar10 | digits (scikit-learn's, offline) | synthetic | "
+                  "path of an image folder with train/ and test/",
+                  check=_dataset),
         Parameter("data_dir", str, None, "where datasets are stored (default: $PYSTATSML_TL_DATA or the user cache)",
                   optional=True),
-        Parameter("arch", str, "resnet18", "torchvision classification model name"),
+        Parameter("arch", str, "resnet18", "torchvision classification model name",
+                  check=_lazy("..backbones", "check_arch")),
         Parameter("weights", str, "imagenet",
-                  "imagenet | none | synthetic (offline pretrained) | path of a state dict"),
-        Parameter("epochs", int, 5, "number of training epochs"),
-        Parameter("batch_size", int, 100, "images per batch"),
-        Parameter("lr", float, 1e-3, "learning rate"),
-        Parameter("momentum", float, 0.9, "SGD momentum (ignored by Adam)"),
-        Parameter("step_size", int, 7, "StepLR: epochs between learning-rate decays"),
-        Parameter("gamma", float, 0.1, "StepLR: decay factor"),
+                  "imagenet | none | synthetic (offline pretrained) | path of a state dict",
+                  check=_lazy("..backbones", "check_weights")),
+        Parameter("epochs", int, 5, "number of training epochs", check=checks.positive_int),
+        Parameter("batch_size", int, 100, "images per batch", check=checks.positive_int),
+        Parameter("lr", float, 1e-3, "learning rate", check=checks.positive_number),
+        Parameter("momentum", float, 0.9, "SGD momentum (ignored by Adam)", check=checks.interval(0, 1, "[)")),
+        Parameter("step_size", int, 7, "StepLR: epochs between learning-rate decays", check=checks.positive_int),
+        Parameter("gamma", float, 0.1, "StepLR: decay factor", check=checks.interval(0, 1, "(]")),
         Parameter("scheduler", str, "step",
-                  "step (the lesson's StepLR, per epoch) | cosine | onecycle (torch's schedulers, per batch)"),
+                  "step (the lesson's StepLR, per epoch) | cosine | onecycle (torch's schedulers, per batch)",
+                  check=_lazy_choices("..training.recipes", "SCHEDULERS")),
         Parameter("warmup_epochs", int, 0,
-                  "epochs of linear learning-rate warm-up before the schedule (0: none; onecycle rises over them)"),
-        Parameter("weight_decay", float, 0.0, "L2 penalty of the optimizer (0: none, as the lesson)"),
+                  "epochs of linear learning-rate warm-up before the schedule (0: none; onecycle rises over them)",
+                  relation=_below_epochs),
+        Parameter("weight_decay", float, 0.0, "L2 penalty of the optimizer (0: none, as the lesson)",
+                  check=checks.non_negative_number),
         Parameter("label_smoothing", float, 0.0,
-                  "cross-entropy label smoothing (0: none; 0.1 is the value of Szegedy et al. 2016)"),
+                  "cross-entropy label smoothing (0: none; 0.1 is the value of Szegedy et al. 2016)",
+                  check=checks.interval(0, 1, "[)")),
         Parameter("freeze_epochs", int, 1,
-                  "two-stage: epochs of training the head on the frozen backbone first (fastai fine_tune uses 1)"),
+                  "two-stage: epochs of training the head on the frozen backbone first (fastai fine_tune uses 1)",
+                  check=checks.positive_int),
         Parameter("unfreeze_lr_factor", float, 0.1,
-                  "two-stage: the rate after unfreezing is lr times this (Keras's guide lowers it by 10 to 100x)"),
+                  "two-stage: the rate after unfreezing is lr times this (Keras's guide lowers it by 10 to 100x)",
+                  check=checks.interval(0, 1, "(]")),
         Parameter("lr_decay", float, 0.385,
                   "discriminative: each block towards the stem gets this times the next block's rate "
-                  "(ULMFiT divides by 2.6)"),
-        Parameter("image_size", int, 32, "side of the square images fed to the network, in pixels"),
+                  "(ULMFiT divides by 2.6)", check=checks.interval(0, 1, "(]")),
+        Parameter("image_size", int, 32, "side of the square images fed to the network, in pixels",
+                  check=checks.positive_int),
         Parameter("normalize", str, "tutorial",
-                  "tutorial (mean and std 0.5 per channel) | imagenet (ImageNet statistics)"),
+                  "tutorial (mean and std 0.5 per channel) | imagenet (ImageNet statistics)",
+                  check=checks.one_of(NORMALIZATIONS, " or ")),
         Parameter("augment", bool, False, "random flips and pad-and-crop on training images"),
         Parameter("val_fraction", float, 0.1,
-                  "fraction of the training set held out for model selection; 0 selects on test as the tutorial"),
-        Parameter("train_subset", int, None, "use only this many training images (default: all)", optional=True),
-        Parameter("test_subset", int, None, "use only this many test images (default: all)", optional=True),
+                  "fraction of the training set held out for model selection; 0 selects on test as the tutorial",
+                  check=checks.interval(0, 1, "[)", noun="a fraction")),
+        Parameter("train_subset", int, None, "use only this many training images (default: all)", optional=True,
+                  check=checks.positive_int_or_none),
+        Parameter("test_subset", int, None, "use only this many test images (default: all)", optional=True,
+                  check=checks.positive_int_or_none),
         Parameter("feature_cache", bool, True, "extractor: compute frozen features once and keep them on disk"),
         Parameter("precision", str, "fp32",
-                  "frozen-feature extraction: fp32 | bf16 (autocast; faster, features differ in the last digits)"),
+                  "frozen-feature extraction: fp32 | bf16 (autocast; faster, features differ in the last digits)",
+                  check=_lazy("..features", "check_precision")),
         Parameter("seed", int, 0, "random seed: the same seed on CPU gives the same numbers"),
-        Parameter("device", str, "auto", "auto | cpu | cuda"),
-        Parameter("num_workers", int, 0, "DataLoader workers for image folders"),
+        Parameter("device", str, "auto", "auto | cpu | cuda", check=checks.one_of(DEVICES)),
+        Parameter("num_workers", int, 0, "DataLoader workers for image folders", check=checks.non_negative_int),
         Parameter("nproc_per_node", str, "1",
-                  "data-parallel worker processes (DDP; gloo on CPU, nccl on GPUs): a number, or auto for one per GPU"),
+                  "data-parallel worker processes (DDP; gloo on CPU, nccl on GPUs): a number, or auto for one per GPU",
+                  check=checks.count_or_auto),
         Parameter("sync_batchnorm", bool, False, "data-parallel on GPUs: synchronise BatchNorm statistics across them"),
         Parameter("progress", bool, True, "show progress bars"),
         Parameter("output_dir", str, None, "where metrics.json and figures are written (default: none)", optional=True),
@@ -175,57 +230,37 @@ def _check_type(name: str, value: Any) -> Any:
     return value
 
 
-def _require(condition: bool, name: str, value: Any, expected: str) -> None:
-    if not condition:
-        raise ValueError(f"{name}={value!r}: expected {expected}")
-
-
 def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
-    """Check names, types and ranges of an experiment's parameters; return a complete, typed copy.
+    """Check names, types and declared constraints of an experiment's parameters, then the
+    relations its kind needs; return a complete, typed copy.
 
     Raises ``ValueError`` naming the parameter and what was expected.
     """
     unknown = sorted(set(params) - set(PARAMETERS))
     if unknown:
         raise ValueError(f"unknown parameter(s) {', '.join(unknown)}: expected names among {', '.join(PARAMETERS)}")
-    checked = default_parameters() | params
-    checked = {name: _check_type(name, value) for name, value in checked.items()}
-    p = checked
-    _require(p["experiment"] in EXPERIMENTS, "experiment", p["experiment"], "one of " + ", ".join(EXPERIMENTS))
-    _require(p["dataset"] in BUILTIN_DATASETS or Path(p["dataset"]).expanduser().is_dir(), "dataset",
-             p["dataset"], "cifar10, digits, synthetic or an existing image folder")
-    from ..backbones import check_arch, check_weights  # torchvision is imported late: keep it lazy
-    from ..features import PRECISIONS
-    from ..training.recipes import SCHEDULERS
+    checked = {name: _check_type(name, value) for name, value in (default_parameters() | params).items()}
+    for name, spec in PARAMETERS.items():
+        if spec.check is not None and not (spec.optional and checked[name] is None):
+            spec.check(name, checked[name])
+    for name, spec in PARAMETERS.items():
+        if spec.relation is not None:
+            spec.relation(name, checked[name], checked)
+    from .kinds import kind_of  # the kinds import torch: keep it lazy
 
-    check_arch(p["arch"])
-    check_weights(p["weights"])
-    for name in ("epochs", "batch_size", "step_size", "image_size"):
-        _require(p[name] > 0, name, p[name], "a positive integer")
-    for name in ("train_subset", "test_subset"):
-        _require(p[name] is None or p[name] > 0, name, p[name], "a positive integer or None")
-    _require(p["num_workers"] >= 0, "num_workers", p["num_workers"], "an integer >= 0")
-    _require(p["lr"] > 0, "lr", p["lr"], "a positive number")
-    _require(0 <= p["momentum"] < 1, "momentum", p["momentum"], "a number in [0, 1)")
-    _require(0 < p["gamma"] <= 1, "gamma", p["gamma"], "a number in (0, 1]")
-    _require(0 <= p["val_fraction"] < 1, "val_fraction", p["val_fraction"], "a fraction in [0, 1)")
-    _require(p["normalize"] in NORMALIZATIONS, "normalize", p["normalize"], " or ".join(NORMALIZATIONS))
-    _require(p["device"] in DEVICES, "device", p["device"], " | ".join(DEVICES))
-    _require(p["nproc_per_node"] == "auto" or (p["nproc_per_node"].isdigit() and int(p["nproc_per_node"]) > 0),
-             "nproc_per_node", p["nproc_per_node"], "a positive integer or auto")
-    _require(p["precision"] in PRECISIONS, "precision", p["precision"], " or ".join(PRECISIONS))
-    _require(p["scheduler"] in SCHEDULERS, "scheduler", p["scheduler"], " | ".join(SCHEDULERS))
-    _require(0 <= p["warmup_epochs"] < p["epochs"], "warmup_epochs", p["warmup_epochs"],
-             f"an integer in [0, epochs={p['epochs']})")
-    _require(p["weight_decay"] >= 0, "weight_decay", p["weight_decay"], "a number >= 0")
-    _require(0 <= p["label_smoothing"] < 1, "label_smoothing", p["label_smoothing"], "a number in [0, 1)")
-    _require(0 < p["unfreeze_lr_factor"] <= 1, "unfreeze_lr_factor", p["unfreeze_lr_factor"], "a number in (0, 1]")
-    _require(0 < p["lr_decay"] <= 1, "lr_decay", p["lr_decay"], "a number in (0, 1]")
-    two_stage = EXPERIMENTS[p["experiment"]]["strategy"] == "two-stage"
-    _require(p["freeze_epochs"] >= 1 and (not two_stage or p["freeze_epochs"] < p["epochs"]), "freeze_epochs",
-             p["freeze_epochs"], f"an integer in [1, epochs={p['epochs']}) for two-stage" if two_stage
-             else "a positive integer")
+    kind_of(checked).check(checked)
     return checked
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """``["NAME=VALUE", ...]`` (the command line's ``--set``) as typed parameter values."""
+    overrides = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected NAME=VALUE")
+        overrides[name.strip()] = parse_value(name.strip(), text)
+    return overrides
 
 
 def experiment_settings(params: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ projections, first-layer filters, data-efficiency curves and seed comparisons.
 Every figure colours an experiment the same way (:func:`experiment_colour`, one mapping here)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -207,7 +207,8 @@ def learning_curves_grid(histories: dict[str, tuple[dict[str, list[float]], dict
     from ..training.loop import best_epoch, selection_phase
 
     names = list(histories)
-    fig, axes = plt.subplots(2, len(names), figsize=(max(6.0, 2.6 * len(names) + 0.8), 5.2), sharey="row", squeeze=False)
+    fig, axes = plt.subplots(2, len(names), figsize=(max(6.0, 2.6 * len(names) + 0.8), 5.2), sharey="row",
+                             squeeze=False)
     for column, name in enumerate(names):
         losses, accuracies = histories[name]
         colour, select = experiment_colour(name), selection_phase(accuracies)

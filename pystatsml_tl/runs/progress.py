@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from tqdm.auto import tqdm
 
@@ -31,7 +32,7 @@ class RunProgress:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="run-progress", daemon=True)
 
-    def __enter__(self) -> "RunProgress":
+    def __enter__(self) -> RunProgress:
         self._thread.start()
         return self
 

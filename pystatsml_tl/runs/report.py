@@ -241,7 +241,7 @@ def compact_summary(summary: pd.DataFrame, grid: list[str]) -> pd.DataFrame:
     if (summary["n_seeds"] > 1).any():
         table["sd"] = summary["test_acc_std"].map(number)
     table["kept epoch"] = [epochs(row) for row in summary.itertuples()]
-    table["seconds"] = summary["seconds"].map(lambda v: "" if pd.isna(v) else str(int(round(v))))
+    table["seconds"] = summary["seconds"].map(lambda v: "" if pd.isna(v) else str(round(v)))
     if (summary["n_failed"] > 0).any():
         table["failed"] = summary["n_failed"].astype(int)
     if "tutorial_best_acc" in summary:
@@ -346,8 +346,11 @@ def _what_would_resolve(row: dict[str, Any]) -> str:
     size = abs(row["diff_mean"])
     if row["test"] != "paired-t":
         return ("; more seeds would measure the seed-to-seed spread that one run cannot show")
-    needed = row.get("seeds_for_power")
+    needed, sd = row.get("seeds_for_power"), row.get("diff_sd")
     if needed is None or pd.isna(needed):
+        if size > 0 and sd is not None and not pd.isna(sd) and sd > 0:
+            return (f"; even 1000 seeds would not tell a {size:.1f}-point difference apart at this spread "
+                    "(80 % power at this family's level)")
         return ""
     if int(needed) <= row["n"]:
         return ""
@@ -372,7 +375,7 @@ def comparison_sentence(row: dict[str, Any]) -> str:
     adjusted = f"{_p_text(p)} after Holm's adjustment over {family} comparison{'s' * (family > 1)}"
     interval = "95 % simultaneous CI {low} to {high}"
     if low < -100 or high > 100:
-        interval += ", wider than the 200 points any difference can span"
+        interval += ", reaching past the ±100 points a difference can span"
     excludes_zero = low > 0 or high < 0
     if not math.isnan(p) and p < ALPHA and row["diff_mean"] != 0:
         a_wins = row["diff_mean"] > 0
@@ -381,8 +384,8 @@ def comparison_sentence(row: dict[str, Any]) -> str:
         diff, (w_low, w_high) = sign * row["diff_mean"], sorted((sign * low, sign * high))
         why = "" if excludes_zero else ("; the interval reaches zero because Holm's step-down test is less strict "
                                         "than the simultaneous interval")
-        return (f"{winner} beats {loser} by {diff:.1f} points ({interval.format(low=_points(w_low), high=_points(w_high))}, "
-                f"{adjusted}, {evidence}{why})")
+        shown = interval.format(low=_points(w_low), high=_points(w_high))
+        return f"{winner} beats {loser} by {diff:.1f} points ({shown}, {adjusted}, {evidence}{why})"
     if not excludes_zero:
         why = ""
     elif math.isnan(p):
@@ -498,7 +501,7 @@ def provenance_items(runs: list[dict[str, Any]], commands: list[str]) -> list[st
         return f"`{Path(d['name']).name if '/' in d['name'] else d['name']}` ({sizes}), fingerprint {d['fingerprint']}"
 
     dates = sorted(prov(m)["date"] for m in runs if prov(m).get("date"))
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     items = [f"command: `{command}`" for command in commands]
     items += [f"report written {now}; runs from {dates[0]} to {dates[-1]}" if dates else f"report written {now}",
               f"machine: {_values(runs, machine)}",

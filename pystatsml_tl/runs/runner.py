@@ -16,13 +16,14 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..data.datasets import load_cifar10_arrays
-from ..errors import ResourceUnavailableError
+from ..errors import ResourceUnavailableError, first_error_line
 from ..storage import write_json_atomic
 from .experiments import is_complete_metrics
 from .grid import RUNNER_OWNED, Run, expand_runs, group_folder, shard_runs
@@ -101,14 +102,6 @@ def prepare_resources(plan: RunPlan) -> None:
 
 def _log(message: str) -> None:
     print(f"[pystatsml-tl] {message}", file=sys.stderr, flush=True)
-
-
-def _error_line(error: BaseException) -> str:
-    if hasattr(error, "ename"):  # papermill's PapermillExecutionError
-        text = f"{error.ename}: {error.evalue}"
-    else:
-        text = f"{type(error).__name__}: {error}"
-    return (text.strip().splitlines() or [type(error).__name__])[0]
 
 
 def _metrics_path(params: dict[str, Any]) -> Path:
@@ -195,8 +188,8 @@ def execute_plan(plan: RunPlan, jobs: int = 1, notebook: str | Path = EXPERIMENT
             for label, (runs, future) in futures.items():
                 try:
                     future.result()
-                except Exception as error:  # one failure must not stop or lose the others
-                    failures[label] = _error_line(error)
+                except Exception as error:  # noqa: BLE001 - one failure must not stop or lose the others
+                    failures[label] = first_error_line(error)
                     _log(f"{label}: FAILED: {failures[label]}")
                 _record_outcomes(runs, label, failures.get(label))
     except KeyboardInterrupt:

@@ -14,8 +14,8 @@ Accuracies are fractions unless a name says points (percentage points).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy import stats

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data.datasets import resolve_device
+from ..checks import one_of, positive_int
+from ..devices import resolve_device
 from ..distributed import is_main_process, sum_across_ranks
 from ..storage import torch_save_atomic
 
@@ -53,11 +54,35 @@ class Evaluation:
     targets: torch.Tensor
 
 
-def _run_phase(model: nn.Module, loader, criterion: nn.Module, device: torch.device, optimizer=None,
-               progress: bool = False, desc: str = "", keep_predictions: bool = False, batch_scheduler=None):
-    """One pass over ``loader``; trains when ``optimizer`` is given (stepping ``batch_scheduler``,
-    if any, after every optimizer step). Sums stay on the device: the host waits once per pass,
-    not once per batch."""
+def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: nn.Module,
+               optimizer: torch.optim.Optimizer,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One optimizer step on a batch: move it to ``device`` (channels-last images), forward under
+    autocast where it pays, the loss, backward, the step. Returns (loss, outputs, targets on the device).
+    The training loop and the learning-rate finder both train through it."""
+    loss, outputs, y = _batch_outputs(model, x, y, criterion, device)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss, outputs, y
+
+
+def _batch_outputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: nn.Module, device: torch.device):
+    """The loss, outputs and targets of a batch moved to ``device``, the forward pass under autocast where it pays."""
+    x, y = _to_device(x, y, device)
+    with _autocast(device):
+        outputs = model(x)
+        loss = criterion(outputs, y)
+    return loss, outputs, y
+
+
+def run_epoch(model: nn.Module, loader, criterion: nn.Module, device: torch.device, optimizer=None,
+              batch_scheduler=None, progress: bool = False, desc: str = "",
+              keep_predictions: bool = False) -> Evaluation:
+    """One pass over ``loader``: trains (:func:`train_step`) when ``optimizer`` is given, stepping
+    ``batch_scheduler``, if any, after every optimizer step; else evaluates without gradients.
+    Returns the pass's mean loss and accuracy, with the predictions when ``keep_predictions``
+    (else empty). Sums stay on the device: the host waits once per pass, not once per batch."""
     training = optimizer is not None
     model.train(training)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -68,16 +93,12 @@ def _run_phase(model: nn.Module, loader, criterion: nn.Module, device: torch.dev
     with torch.set_grad_enabled(training), bar:
         for x, y in loader:
             bar.update()
-            x, y = _to_device(x, y, device)
-            with _autocast(device):
-                outputs = model(x)
-                loss = criterion(outputs, y)
             if training:
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                loss, outputs, y = train_step(model, x, y, criterion, optimizer, device)
                 if batch_scheduler is not None:
                     batch_scheduler.step()
+            else:
+                loss, outputs, y = _batch_outputs(model, x, y, criterion, device)
             predicted = outputs.argmax(1)
             loss_sum += loss.detach().double() * y.shape[0]
             correct += (predicted == y).sum()
@@ -90,10 +111,10 @@ def _run_phase(model: nn.Module, loader, criterion: nn.Module, device: torch.dev
     count = int(total.item())
     if count == 0:
         raise ValueError(f"{desc or 'loader'}: the loader yielded no batch")
-    loss_value, accuracy = loss_sum.item() / count, correct.item() / count
-    if not keep_predictions:
-        return loss_value, accuracy
-    return Evaluation(loss_value, accuracy, torch.cat(predictions).cpu(), torch.cat(targets).cpu())
+    empty = torch.empty(0, dtype=torch.long)
+    return Evaluation(loss_sum.item() / count, correct.item() / count,
+                      torch.cat(predictions).cpu() if predictions else empty,
+                      torch.cat(targets).cpu() if targets else empty)
 
 
 def evaluate(model: nn.Module, loader, criterion: nn.Module | None = None, device: str | torch.device = "auto",
@@ -101,14 +122,61 @@ def evaluate(model: nn.Module, loader, criterion: nn.Module | None = None, devic
     """Evaluate ``model`` on ``loader``: mean loss, accuracy (a fraction) and the predictions."""
     device = resolve_device(device)
     model.to(device)
-    return _run_phase(model, loader, criterion or nn.CrossEntropyLoss(), device, progress=progress,
-                      desc="evaluate", keep_predictions=True)
+    return run_epoch(model, loader, criterion or nn.CrossEntropyLoss(), device, progress=progress, desc="evaluate",
+                     keep_predictions=True)
 
 
-def _checkpoint_state(epoch, model, optimizer, scheduler, losses, accuracies, best, seed) -> dict[str, Any]:
-    return {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "losses": losses, "accuracies": accuracies, "best_acc": best[0], "best_state": best[1], "seed": seed}
+@dataclass
+class TrainingState:
+    """Where training stands after an epoch: the histories, the best selection accuracy and its
+    weights, and the epoch to start from (what a checkpoint holds beside the model and optimizer)."""
+
+    losses: dict[str, list[float]]
+    accuracies: dict[str, list[float]]
+    best_acc: float
+    best_state: dict[str, torch.Tensor]
+    next_epoch: int = 0
+
+    @classmethod
+    def start(cls, phases: list[str], model: nn.Module) -> TrainingState:
+        """Nothing trained yet: empty histories, the model's weights as the best so far."""
+        return cls({p: [] for p in phases}, {p: [] for p in phases}, -1.0, copy.deepcopy(model.state_dict()))
+
+    def record(self, epoch: int, phase: str, result: Evaluation) -> None:
+        """Append one phase's loss and accuracy; stop on a loss that is not finite."""
+        if not math.isfinite(result.loss):
+            raise FloatingPointError(f"the {phase} loss became {result.loss} at epoch {epoch}: lower the learning "
+                                     "rate or check the inputs")
+        self.losses[phase].append(result.loss)
+        self.accuracies[phase].append(result.accuracy)
+
+    def keep_if_best(self, select: str, model: nn.Module) -> None:
+        """Keep the model's weights when this epoch's selection accuracy is the best so far."""
+        if self.accuracies[select][-1] > self.best_acc:
+            self.best_acc, self.best_state = self.accuracies[select][-1], copy.deepcopy(model.state_dict())
+
+
+def save_checkpoint(path: str | os.PathLike, epoch: int, model: nn.Module, optimizer, scheduler,
+                    state: TrainingState, seed: int | None) -> None:
+    """Write everything needed to resume after ``epoch``, atomically."""
+    torch_save_atomic({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                       "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                       "losses": state.losses, "accuracies": state.accuracies, "best_acc": state.best_acc,
+                       "best_state": state.best_state, "seed": seed}, path)
+
+
+def resume_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer, scheduler,
+                      device: torch.device) -> tuple[TrainingState, int | None]:
+    """Load a checkpoint of :func:`save_checkpoint` into the model, optimizer and scheduler; return
+    the training state to go on from and the seed the run used."""
+    saved = torch.load(path, map_location=device, weights_only=True)
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    if scheduler is not None and saved["scheduler"] is not None:
+        scheduler.load_state_dict(saved["scheduler"])
+    print(f"Resuming from {path} after epoch {saved['epoch']}")
+    return (TrainingState(saved["losses"], saved["accuracies"], saved["best_acc"], saved["best_state"],
+                          saved["epoch"] + 1), saved["seed"])
 
 
 def _print_epoch(epoch: int, num_epochs: int, losses: dict, accuracies: dict) -> None:
@@ -117,27 +185,32 @@ def _print_epoch(epoch: int, num_epochs: int, losses: dict, accuracies: dict) ->
     print(f"epoch {epoch}/{num_epochs - 1}   {phases}")
 
 
+SCHEDULER_INTERVALS = ("epoch", "batch")
+
+
 def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer, dataloaders: dict,
                     num_epochs: int = 25, scheduler=None, log_interval: int | None = None, *,
                     device: str | torch.device = "auto", seed: int | None = None, progress: bool = True,
-                    checkpoint: str | os.PathLike | None = None) -> tuple[nn.Module, dict, dict]:
+                    checkpoint: str | os.PathLike | None = None,
+                    scheduler_interval: str = "epoch") -> tuple[nn.Module, dict, dict]:
     """Train ``model`` for ``num_epochs`` and return ``(model, losses, accuracies)``, the tutorial's way.
 
     ``losses`` and ``accuracies`` map each phase of ``dataloaders`` (``train``, ``val``, ``test``)
     to per-epoch Python floats (accuracies as fractions). The returned model holds the weights of
     the best epoch, picked on ``val`` when present (``test`` is then only recorded), else on
-    ``test`` as in the tutorial. Every ``log_interval`` epochs (and the last) are printed.
+    ``test`` as in the tutorial. Every ``log_interval`` epochs (and the last) are printed, one line
+    each; the last line says which epoch was kept.
 
     Keywords: ``device`` (auto = CUDA when present), ``seed`` (reseeds every epoch: same seed,
     same numbers on CPU), ``progress`` (tqdm bars), ``checkpoint`` (a file written atomically after
-    every epoch by rank 0 of a data-parallel run; a run finds it and resumes from it). ``model``
-    may be wrapped in DistributedDataParallel: losses and accuracies are then summed over the
-    ranks. A log line is one epoch; the last line says which epoch was kept. ``scheduler`` is stepped once per epoch, or after every batch when its ``interval``
-    attribute is ``"batch"`` (see :mod:`pystatsml_tl.training.recipes`). A loss that becomes NaN or
-    infinite stops training with ``FloatingPointError`` naming the epoch.
+    every epoch by rank 0 of a data-parallel run; a run finds it and resumes from it),
+    ``scheduler_interval`` (``"epoch"``, the lesson's StepLR, or ``"batch"``: stepped after every
+    optimizer step, see :func:`~pystatsml_tl.training.recipes.scheduler_interval`). ``model`` may
+    be wrapped in DistributedDataParallel: losses and accuracies are then summed over the ranks. A
+    loss that becomes NaN or infinite stops training with ``FloatingPointError`` naming the epoch.
     """
-    if not isinstance(num_epochs, int) or num_epochs <= 0:
-        raise ValueError(f"num_epochs={num_epochs!r}: expected a positive integer")
+    positive_int("num_epochs", num_epochs)
+    one_of(SCHEDULER_INTERVALS)("scheduler_interval", scheduler_interval)
     if "train" not in dataloaders:
         raise ValueError(f"dataloaders: expected a 'train' loader, got keys {sorted(dataloaders)}")
     device = resolve_device(device)
@@ -147,49 +220,33 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     core = getattr(model, "module", model)  # the model inside DistributedDataParallel: its state has plain names
     phases = [p for p in PHASE_ORDER if p in dataloaders]
     select = selection_phase(dataloaders)
-    losses: dict[str, list[float]] = {p: [] for p in phases}
-    accuracies: dict[str, list[float]] = {p: [] for p in phases}
-    best: tuple[float, dict] = (-1.0, copy.deepcopy(core.state_dict()))
-    start_epoch = 0
+    state = TrainingState.start(phases, core)
     if checkpoint is not None and Path(checkpoint).is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        core.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state["scheduler"] is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        losses, accuracies, seed = state["losses"], state["accuracies"], state["seed"]
-        best, start_epoch = (state["best_acc"], state["best_state"]), state["epoch"] + 1
-        print(f"Resuming from {checkpoint} after epoch {state['epoch']}")
-    batch_scheduler = scheduler if getattr(scheduler, "interval", "epoch") == "batch" else None
+        state, seed = resume_checkpoint(checkpoint, core, optimizer, scheduler, device)
+    batch_scheduler = scheduler if scheduler_interval == "batch" else None
     since = time.time()
-    for epoch in range(start_epoch, num_epochs):
+    for epoch in range(state.next_epoch, num_epochs):
         if seed is not None:
             torch.manual_seed(epoch_seed(seed, epoch))
         for phase in phases:
             train = phase == "train"
-            loss, acc = _run_phase(model, dataloaders[phase], criterion, device, optimizer if train else None,
-                                   progress, desc=f"epoch {epoch} {phase}",
-                                   batch_scheduler=batch_scheduler if train else None)
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"the {phase} loss became {loss} at epoch {epoch}: lower the learning "
-                                         "rate or check the inputs")
-            losses[phase].append(loss)
-            accuracies[phase].append(acc)
+            state.record(epoch, phase, run_epoch(model, dataloaders[phase], criterion, device,
+                                                 optimizer if train else None,
+                                                 batch_scheduler if train else None, progress,
+                                                 desc=f"epoch {epoch} {phase}"))
         if scheduler is not None and batch_scheduler is None:
             scheduler.step()
-        if accuracies[select][-1] > best[0]:
-            best = (accuracies[select][-1], copy.deepcopy(core.state_dict()))
+        state.keep_if_best(select, core)
         if log_interval is not None and (epoch % log_interval == 0 or epoch == num_epochs - 1):
-            _print_epoch(epoch, num_epochs, losses, accuracies)
+            _print_epoch(epoch, num_epochs, state.losses, state.accuracies)
         if checkpoint is not None and is_main_process():
-            torch_save_atomic(_checkpoint_state(epoch, core, optimizer, scheduler, losses, accuracies, best, seed),
-                              checkpoint)
+            save_checkpoint(checkpoint, epoch, core, optimizer, scheduler, state, seed)
     elapsed = time.time() - since
     if log_interval is not None:
-        print(f"best {select} acc {100 * best[0]:.1f}% at epoch {best_epoch(accuracies)} "
+        print(f"best {select} acc {100 * state.best_acc:.1f}% at epoch {best_epoch(state.accuracies)} "
               f"(trained in {elapsed // 60:.0f}m {elapsed % 60:.0f}s)")
-    core.load_state_dict(best[1])
-    return model, losses, accuracies
+    core.load_state_dict(state.best_state)
+    return model, state.losses, state.accuracies
 
 
 def best_epoch(accuracies: dict[str, list[float]]) -> int:

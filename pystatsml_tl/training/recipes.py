@@ -6,17 +6,19 @@ rates over a backbone's blocks, and learning-rate schedules stepped where they a
   (ULMFiT's discriminative fine-tuning, fastai's ``slice`` of rates).
 - :func:`make_optimizer` builds SGD or Adam over parameter groups;
 - :func:`make_scheduler` builds the lesson's StepLR (stepped once per epoch) or a per-batch
-  schedule (cosine, one-cycle, or step with a linear warm-up), marked ``interval = "batch"`` so
-  that :func:`~pystatsml_tl.training.loop.train_val_model` steps it after every optimizer step.
+  schedule (cosine, one-cycle, or step with a linear warm-up); :func:`scheduler_interval` says
+  which, for :func:`~pystatsml_tl.training.loop.train_val_model`'s ``scheduler_interval``.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..backbones import get_head
+from ..checks import expect, in_interval, one_of
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULERS = ("step", "cosine", "onecycle")
@@ -65,14 +67,13 @@ def parameter_blocks(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
             break
         blocks[index:index + 1] = parts
     result = [(name, [p for m in modules for p in _parameters(m, head_ids)]) for name, modules in blocks]
-    return result + [("head", list(head.parameters()))]
+    return [*result, ("head", list(head.parameters()))]
 
 
 def discriminative_groups(model: nn.Module, lr: float, lr_decay: float) -> list[dict[str, Any]]:
     """Optimizer parameter groups, one per block of :func:`parameter_blocks`: the head trains at
     ``lr`` and each block closer to the stem at ``lr_decay`` times the rate of the block after it."""
-    if not 0 < lr_decay <= 1:
-        raise ValueError(f"lr_decay={lr_decay!r}: expected a number in (0, 1]")
+    in_interval("lr_decay", lr_decay, 0, 1, "(]")
     blocks = parameter_blocks(model)
     return [{"params": params, "lr": lr * lr_decay ** (len(blocks) - 1 - i), "name": name}
             for i, (name, params) in enumerate(blocks)]
@@ -82,11 +83,10 @@ def make_optimizer(name: str, groups: Iterable[dict[str, Any]] | Iterable[nn.Par
                    momentum: float = 0.9, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """SGD (with ``momentum``) or Adam over parameters or parameter groups; ``weight_decay`` is
     torch's L2 penalty of either."""
+    one_of(OPTIMIZERS)("optimizer", name)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"optimizer={name!r}: expected one of {', '.join(OPTIMIZERS)}")
+    return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, name: str, epochs: int, steps_per_epoch: int,
@@ -94,16 +94,13 @@ def make_scheduler(optimizer: torch.optim.Optimizer, name: str, epochs: int, ste
     """The learning-rate schedule ``name`` over ``epochs`` of ``steps_per_epoch`` batches.
 
     ``step`` without warm-up is the lesson's ``StepLR(step_size, gamma)``, stepped once per epoch.
-    Everything else is stepped after every batch (``scheduler.interval == "batch"``): ``cosine``
+    Everything else is stepped after every batch (:func:`scheduler_interval` says which): ``cosine``
     anneals each group's rate to 0 over the steps after the warm-up; ``onecycle`` is torch's
     ``OneCycleLR`` with each group's rate as its peak (its rise lasts the warm-up when one is
     given, else 30 % of the steps); ``step`` with warm-up counts ``step_size`` in epochs of batches.
     A warm-up rises linearly from 1/(warm-up steps) of the rate to the full rate over ``warmup_epochs``.
     """
-    if name not in SCHEDULERS:
-        raise ValueError(f"scheduler={name!r}: expected one of {', '.join(SCHEDULERS)}")
-    if not 0 <= warmup_epochs < epochs:
-        raise ValueError(f"warmup_epochs={warmup_epochs!r}: expected an integer in [0, epochs)")
+    check_schedule(name, epochs, warmup_epochs)
     schedulers = torch.optim.lr_scheduler
     if name == "step" and warmup_epochs == 0:
         return schedulers.StepLR(optimizer, step_size=step_size, gamma=gamma)
@@ -117,5 +114,17 @@ def make_scheduler(optimizer: torch.optim.Optimizer, name: str, epochs: int, ste
         scheduler = main if not warm else schedulers.SequentialLR(
             optimizer, [schedulers.LinearLR(optimizer, start_factor=1 / warm, total_iters=warm), main],
             milestones=[warm])
-    scheduler.interval = "batch"
     return scheduler
+
+
+def scheduler_interval(name: str, warmup_epochs: int = 0) -> str:
+    """How often :func:`make_scheduler`'s schedule ``name`` is stepped: ``"epoch"`` (the lesson's
+    StepLR) or ``"batch"`` (every other schedule); what ``train_val_model``'s ``scheduler_interval`` takes."""
+    return "epoch" if name == "step" and warmup_epochs == 0 else "batch"
+
+
+def check_schedule(name: str, epochs: int, warmup_epochs: int) -> None:
+    """Refuse an unknown schedule or a warm-up that is not shorter than the training."""
+    one_of(SCHEDULERS)("scheduler", name)
+    expect(isinstance(warmup_epochs, int) and 0 <= warmup_epochs < epochs, "warmup_epochs", warmup_epochs,
+           f"an integer in [0, epochs={epochs})")
