@@ -103,7 +103,13 @@ def inline_html(text: str) -> str:
     return "".join(out)
 
 
+NUMERIC_TEXT = re.compile(r"-?\d+(\.\d+)?( to -?\d+(\.\d+)?|-\d+)?")
+"""A cell that reads as a number, a range ("1-2") or an interval ("79.3 to 89.5"): aligned right."""
+
+
 def _is_number(value: Any) -> bool:
+    if isinstance(value, str):
+        return NUMERIC_TEXT.fullmatch(value) is not None
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
