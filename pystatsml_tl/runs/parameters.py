@@ -55,16 +55,6 @@ def _below_epochs(name: str, value: Any, params: dict[str, Any]) -> None:
     checks.expect(0 <= value < params["epochs"], name, value, f"an integer in [0, epochs={params['epochs']})")
 
 
-def _lazy_choices(module: str, name: str) -> checks.Check:
-    """:func:`~pystatsml_tl.checks.one_of` the choices a later module declares (imported when used)."""
-    def check(parameter: str, value: Any) -> None:
-        import importlib
-
-        checks.one_of(getattr(importlib.import_module(module, __package__), name))(parameter, value)
-
-    return check
-
-
 @dataclass(frozen=True)
 class Parameter:
     """One experiment parameter: its name, type, default, help line and constraint (``check(name,
@@ -104,7 +94,7 @@ PARAMETERS: dict[str, Parameter] = {
         Parameter("gamma", float, 0.1, "StepLR: decay factor", check=checks.interval(0, 1, "(]")),
         Parameter("scheduler", str, "step",
                   "step (the lesson's StepLR, per epoch) | cosine | onecycle (torch's schedulers, per batch)",
-                  check=_lazy_choices("..training.recipes", "SCHEDULERS")),
+                  check=_lazy("..training.recipes", "check_scheduler")),
         Parameter("warmup_epochs", int, 0,
                   "epochs of linear learning-rate warm-up before the schedule (0: none; onecycle rises over them)",
                   relation=_below_epochs),

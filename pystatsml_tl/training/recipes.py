@@ -123,8 +123,13 @@ def scheduler_interval(name: str, warmup_epochs: int = 0) -> str:
     return "epoch" if name == "step" and warmup_epochs == 0 else "batch"
 
 
+def check_scheduler(name: str) -> None:
+    """Refuse an unknown schedule."""
+    one_of(SCHEDULERS)("scheduler", name)
+
+
 def check_schedule(name: str, epochs: int, warmup_epochs: int) -> None:
     """Refuse an unknown schedule or a warm-up that is not shorter than the training."""
-    one_of(SCHEDULERS)("scheduler", name)
+    check_scheduler(name)
     expect(isinstance(warmup_epochs, int) and 0 <= warmup_epochs < epochs, "warmup_epochs", warmup_epochs,
            f"an integer in [0, epochs={epochs})")
