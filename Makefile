@@ -27,10 +27,11 @@ browser:  ## Debian's chromium, for the test that opens summary.html in a real b
 run: $(STAMP)  ## all experiments, report in reports/ (PROFILE=smoke|quick|tutorial)
 	$(BIN)/pystatsml-tl run --profile $(PROFILE)
 
-test: $(STAMP) browser  ## the linter, unit tests, then the committed notebooks under nbval
+# one pytest session: nbval runs the committed notebooks first, and the lesson's checks in tests/ read
+# the outputs nbval computed, so the lesson executes once
+test: $(STAMP) browser  ## the linter, then the committed notebooks under nbval and the tests
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest tests --durations=15
-	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg
+	$(BIN)/python -m pytest --nbval notebooks tests --nbval-sanitize-with tests/nbval_sanitize.cfg --durations=15
 
 notebooks: $(STAMP)  ## re-execute the committed notebooks with the smoke profile
 	$(BIN)/python -m pystatsml_tl.runs.notebooks

@@ -1,5 +1,6 @@
 """GPU check: speed of fine-tuning and of frozen-feature extraction on CUDA, with and without
-bf16 autocast and channels_last, at 32 and 224 pixels; a 2-GPU data-parallel run when there are
+bf16 autocast and channels_last, at 32 and 224 pixels, fine-tuning under torch.compile and
+through the package's own training pass in fp32 and bf16; a 2-GPU data-parallel run when there are
 two GPUs; and agreement of the CUDA path with the CPU path. Prints a markdown table.
 
     python benchmarks/gpu.py                 # about 5 minutes on one recent GPU
@@ -35,12 +36,15 @@ def _model(device: torch.device, channels_last: bool) -> nn.Module:
 
 
 def images_per_second(mode: str, size: int, n: int, bf16: bool, channels_last: bool, batch: int = 256,
-                      repeats: int = 3) -> list[float]:
+                      repeats: int = 3, compiled: bool = False) -> list[float]:
     """Images/s of ``mode`` (``finetune``: forward, backward, SGD step; ``extract``: forward only,
-    no grad) over ``n`` images, ``repeats`` times after one warm-up pass."""
+    no grad) over ``n`` images, ``repeats`` times after one warm-up pass (which, with ``compiled``,
+    also compiles the model with ``torch.compile``: its time is not counted)."""
     device = torch.device("cuda")
     torch.backends.cudnn.benchmark = True
     model = _model(device, channels_last)
+    if compiled:
+        model = torch.compile(model)
     x, y = _images(n, size, device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -65,6 +69,27 @@ def images_per_second(mode: str, size: int, n: int, bf16: bool, channels_last: b
     for _ in range(repeats):
         started = time.perf_counter()
         one_pass()
+        rates.append(n / (time.perf_counter() - started))
+    return rates
+
+
+def package_images_per_second(size: int, n: int, precision: str, batch: int = 256, repeats: int = 3) -> list[float]:
+    """Images/s of the package's training pass (:func:`~pystatsml_tl.training.loop.run_epoch`, the
+    loop of ``train_val_model``: batches moved from the host, channels-last) in ``precision``."""
+    from pystatsml_tl.data.loaders import TensorLoader
+    from pystatsml_tl.training.loop import run_epoch
+
+    device = torch.device("cuda")
+    model = _model(device, channels_last=True)
+    x, y = _images(n, size, torch.device("cpu"))
+    loader = TensorLoader(x, y, batch_size=batch, shuffle=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    criterion = nn.CrossEntropyLoss()
+    run_epoch(model, loader, criterion, device, optimizer, precision=precision)
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run_epoch(model, loader, criterion, device, optimizer, precision=precision)
         rates.append(n / (time.perf_counter() - started))
     return rates
 
@@ -113,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
                 rates = images_per_second(mode, size, n, bf16, channels_last)
                 print(f"| {mode} | {size} | {bf16} | {channels_last} | {statistics.median(rates):.0f} | "
                       f"{min(rates):.0f} |", flush=True)
+        rates = images_per_second("finetune", size, n, True, True, compiled=True)
+        print(f"| finetune, torch.compile | {size} | True | True | {statistics.median(rates):.0f} | "
+              f"{min(rates):.0f} |", flush=True)
+        for precision in ("fp32", "bf16"):
+            rates = package_images_per_second(size, n, precision)
+            print(f"| package run_epoch, precision={precision} | {size} | {precision == 'bf16'} | True | "
+                  f"{statistics.median(rates):.0f} | {min(rates):.0f} |", flush=True)
     print(f"\nCPU (fp32) vs CUDA (bf16) training losses, largest relative difference: {cpu_agreement():.2e}")
     if torch.cuda.device_count() >= 2:
         one, two = ddp_seconds()

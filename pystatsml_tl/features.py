@@ -22,16 +22,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .backbones import get_head, head_name, set_head
-from .checks import one_of
 from .data.datasets import DataLoaders
 from .data.loaders import TensorLoader, is_every_row, take_rows
 from .devices import resolve_device
 from .distributed import gather_objects, is_main_process, rank_and_world, synchronize
 from .inference import inference_model
+from .precision import autocast, resolve_precision
 from .storage import cache_dir as resolve_cache_dir
 from .storage import file_lock, torch_save_atomic
 
-PRECISIONS = ("fp32", "bf16")  # of the backbone that computes the features
 FORMAT_VERSION = 3  # 2: one entry per image set, filled as images are needed; 3: the backbone prepared for inference
 
 
@@ -128,26 +127,22 @@ def in_order(loader):
                                        num_workers=loader.num_workers, pin_memory=loader.pin_memory)
 
 
-def check_precision(precision: str) -> None:
-    """Refuse a precision other than fp32 and bf16."""
-    one_of(PRECISIONS, " or ")("precision", precision)
-
-
 @torch.no_grad()
 def extract_features(model: nn.Module, loader, device: str | torch.device = "auto",
                      progress: bool = False, desc: str = "features",
-                     precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
+                     precision: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``model`` without its classification layer, in eval mode, over ``loader`` in dataset order.
 
     The backbone runs as a copy prepared for inference (:func:`~pystatsml_tl.inference.inference_model`:
     BatchNorm folded into the convolutions; features equal to the plain model's up to float
     rounding); ``model`` keeps its own layers and mode. ``precision="bf16"`` runs it under bfloat16
-    autocast (AMX on recent CPUs, tensor cores on GPUs): the features differ from fp32 in their
-    last digits (bfloat16 keeps 8 bits of mantissa). Returns (features float32 (N, D), labels
+    autocast (tensor cores on GPUs, bf16 units on some CPUs): the features differ from fp32 in their
+    last digits (bfloat16 keeps 8 bits of mantissa); ``auto`` (the default) picks per device
+    (:func:`~pystatsml_tl.precision.auto_precision`). Returns (features float32 (N, D), labels
     int64 (N,)) on the CPU.
     """
-    check_precision(precision)
     device = resolve_device(device)
+    precision = resolve_precision(precision, device)
     name, head = head_name(model), get_head(model)
     was_training = model.training
     set_head(model, name, nn.Identity())
@@ -158,7 +153,7 @@ def extract_features(model: nn.Module, loader, device: str | torch.device = "aut
             for x, y in in_order(loader):
                 bar.update()
                 x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                with autocast(device, precision):
                     features.append(backbone(x).float().flatten(1).cpu())
                 labels.append(y.cpu())
     finally:
@@ -220,19 +215,19 @@ def _complete(entry: dict[str, Any], model: nn.Module, source: ImageSource, need
 def cached_feature_loaders(model: nn.Module, dataloaders: DataLoaders, *, description: dict[str, Any] | None = None,
                            cache: bool = True, cache_dir: str | os.PathLike | None = None,
                            device: str | torch.device = "auto", progress: bool = False,
-                           precision: str = "fp32") -> tuple[DataLoaders, FeatureCacheInfo]:
+                           precision: str = "auto") -> tuple[DataLoaders, FeatureCacheInfo]:
     """Compute (or reuse from disk) the frozen backbone's features of every split, and return
     loaders over them with the same batch size and shuffling, plus where the cache is.
 
     Features are kept per image set, not per split: every split, subset and seed drawn from the
     same images (CIFAR-10's 50000 training images, say) reuses one entry, and only images not yet
     in it are run through the backbone. ``description`` adds readable facts (arch, image size ...)
-    to the key; ``cache=False`` computes in memory and writes nothing; ``precision`` (fp32 or
-    bf16, see :func:`extract_features`) is part of the key. Processes sharing the cache
-    take turns on an entry, so the second one reuses what the first computed; the workers of a
-    data-parallel run share the extraction out and rank 0 writes the entry.
+    to the key; ``cache=False`` computes in memory and writes nothing; ``precision`` (auto, fp32
+    or bf16, see :func:`extract_features`; what it resolves to on the device) is part of the key.
+    Processes sharing the cache take turns on an entry, so the second one reuses what the first
+    computed; the workers of a data-parallel run share the extraction out and rank 0 writes the entry.
     """
-    check_precision(precision)
+    precision = resolve_precision(precision, resolve_device(device))
     sources = {split: image_source(loader) for split, loader in dataloaders.items()}
     by_images: dict[str, list[str]] = {}
     for split, source in sources.items():

@@ -1,6 +1,7 @@
 """Shared fixtures: small data in the real on-disk formats, so the real loading code runs offline."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import pickle
 import urllib.error
@@ -124,3 +125,38 @@ def smoke_report(tmp_path_factory):
                      "--set", "test_subset=100"])
     assert code == 0, err.getvalue()
     return out, err.getvalue()
+
+
+def lesson_executed_by_nbval(session: pytest.Session):
+    """The teaching notebook with the outputs nbval computed for it earlier in this session
+    (``pytest --nbval notebooks tests``: the notebooks' cells are collected, and run, first); None
+    when nbval did not collect it. Fails when nbval collected it but some cell did not run."""
+    from pystatsml_tl.runs.notebooks import TEACHING_NOTEBOOK
+
+    cells = [item for item in session.items
+             if hasattr(item, "test_outputs") and item.path.resolve() == TEACHING_NOTEBOOK.resolve()]
+    if not cells:
+        return None
+    if any(item.test_outputs is None for item in cells):
+        pytest.fail("the teaching notebook did not run to its end under nbval (its failures are above)")
+    nb = copy.deepcopy(cells[0].parent.nb)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    for cell, item in zip(code, cells, strict=True):
+        cell.outputs = copy.deepcopy(item.test_outputs)
+    return nb
+
+
+@pytest.fixture(scope="session")
+def smoke_lesson(request, tmp_path_factory):
+    """The lesson executed with its own (smoke) defaults, once per test session: nbval's execution
+    when it ran in this session, else one papermill run."""
+    import nbformat
+
+    from pystatsml_tl.runs.notebooks import TEACHING_NOTEBOOK, execute_notebook
+
+    executed = lesson_executed_by_nbval(request.session)
+    if executed is not None:
+        return executed
+    output = tmp_path_factory.mktemp("lesson") / "lesson.ipynb"
+    execute_notebook(TEACHING_NOTEBOOK, output, {}, cwd=TEACHING_NOTEBOOK.parent)
+    return nbformat.read(output, as_version=4)

@@ -144,7 +144,7 @@ def test_bf16_features_are_close_to_fp32_and_cached_apart(cache_dir):
 def test_unknown_precision_fails_before_any_work(cache_dir):
     from pystatsml_tl.runs.parameters import validate_parameters
 
-    with pytest.raises(ValueError, match="^precision='foo': expected fp32 or bf16"):
+    with pytest.raises(ValueError, match=r"^precision='foo': expected auto \| fp32 \| bf16"):
         validate_parameters({"precision": "foo"})
     with pytest.raises(ValueError, match="^precision='fp16'"):
         cached_feature_loaders(make_model("resnet18", weights="none", strategy="extractor"), small_data(),

@@ -5,7 +5,6 @@ import sys
 import venv
 
 import nbformat
-import pytest
 
 from pystatsml_tl.runs.notebooks import TEACHING_NOTEBOOK, execute_notebook
 
@@ -44,14 +43,7 @@ def printed(nb) -> str:
     return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
-@pytest.fixture(scope="module")
-def smoke_lesson(tmp_path_factory):
-    """The lesson executed by papermill with its own (smoke) defaults."""
-    output = tmp_path_factory.mktemp("lesson") / "lesson.ipynb"
-    execute_notebook(TEACHING_NOTEBOOK, output, {}, cwd=TEACHING_NOTEBOOK.parent)
-    return nbformat.read(output, as_version=4)
-
-
+# smoke_lesson (tests/conftest.py): the lesson executed once per session, by nbval when it ran first
 def test_smoke_lesson_draws_every_figure(smoke_lesson):
     assert images_by_call(smoke_lesson) == FIGURES
     assert not any(o.output_type == "error" for c in smoke_lesson.cells if c.cell_type == "code" for o in c.outputs)

@@ -7,8 +7,10 @@ import nbformat
 import numpy as np
 import papermill
 import pytest
+import torch
 from PIL import Image
 
+from pystatsml_tl.precision import resolve_precision
 from pystatsml_tl.runs.experiments import FIGURES
 from pystatsml_tl.runs.notebooks import EXPERIMENT_NOTEBOOK, TEACHING_NOTEBOOK, execute_notebook
 from pystatsml_tl.runs.parameters import PARAMETERS, PROFILES, SEEDS_PARAMETER
@@ -30,6 +32,7 @@ def check_outputs(folder, experiment, epochs, num_classes=10):
     assert metrics["test_acc"] == pytest.approx(np.mean(np.array(metrics["test_predictions"])
                                                         == np.array(metrics["test_targets"])))
     assert metrics["test_loss"] > 0 and metrics["seconds"] > 0 and metrics["device"] == "cpu"
+    assert metrics["precision"] == resolve_precision(metrics["parameters"]["precision"], torch.device("cpu"))
     assert len(metrics["classes"]) == num_classes
     for name in FIGURES:
         with Image.open(folder / name) as image:

@@ -18,6 +18,7 @@ from ..devices import resolve_device
 from ..distributed import is_distributed, launch, rank_and_world, resolve_nproc, worker_device
 from ..features import FeatureCacheInfo
 from ..models import make_model
+from ..precision import resolve_precision
 from ..provenance import provenance, provenance_line, versions
 from ..storage import save_figure_atomic, write_json_atomic
 from ..training.loop import Evaluation, best_epoch, evaluate, selection_phase
@@ -112,7 +113,9 @@ class ExperimentResult:
             "settings": experiment_settings(self.params), "history": self.history(),
             "best_epoch": self.best_epoch, "selected_on": selection_phase(self.losses),
             "test_acc": self.test.accuracy, "test_acc_ci": list(self.test_acc_ci), "test_loss": self.test.loss,
-            "seconds": round(self.seconds, 2), "device": self.device, "classes": self.data.classes,
+            "seconds": round(self.seconds, 2), "device": self.device,
+            "precision": resolve_precision(self.params["precision"], torch.device(self.device)),
+            "classes": self.data.classes,
             "sizes": self.data.sizes, "data": self.data.description(),
             "test_predictions": self.test.predictions.tolist(),
             "test_targets": self.test.targets.tolist(),
@@ -154,7 +157,8 @@ def train_experiment(params: dict[str, Any], data: DataLoaders, model: nn.Module
         return result_of_workers(params, data, model, outcome, started, device)
     fitted: FitResult = kind_of(params).fit(Training(params, experiment_criterion(params), log_interval, device),
                                             data, model)
-    test = evaluate(fitted.tested, fitted.test_loaders["test"], experiment_criterion(params), device)
+    test = evaluate(fitted.tested, fitted.test_loaders["test"], experiment_criterion(params), device,
+                    precision=params["precision"])
     return ExperimentResult(params, model, data, fitted.losses, fitted.accuracies, test, time.time() - started,
                             device.type, fitted.feature_cache)
 
@@ -166,7 +170,7 @@ def result_of_workers(params: dict[str, Any], data: DataLoaders, model: nn.Modul
     runs here, on the whole test set; ``started`` is when training began (``time.time()``)."""
     model.load_state_dict(outcome["state"])
     trained, tested_on = kind_of(params).test_target(params, data, model)
-    test = evaluate(trained, tested_on["test"], experiment_criterion(params), device)
+    test = evaluate(trained, tested_on["test"], experiment_criterion(params), device, precision=params["precision"])
     return ExperimentResult(params, model, data, outcome["losses"], outcome["accuracies"], test,
                             time.time() - started, device.type, outcome["feature_cache"])
 

@@ -99,7 +99,8 @@ def train_stage(kind: ExperimentKind, training: Training, module: nn.Module, loa
     _, losses, accuracies = train_val_model(
         trained, training.criterion, optimizer, loaders, epochs, scheduler, training.log_interval, device=device,
         seed=params["seed"] + seed_offset, progress=params["progress"], checkpoint=_checkpoint(params, stage),
-        scheduler_interval=scheduler_interval(params["scheduler"], params["warmup_epochs"]))
+        scheduler_interval=scheduler_interval(params["scheduler"], params["warmup_epochs"]),
+        precision=params["precision"])
     return losses, accuracies
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..devices import resolve_device
+from ..precision import resolve_precision
 from ..training.loop import train_step
 
 
@@ -60,7 +61,7 @@ def _batches(loader):
 def lr_find(model: nn.Module, dataloaders: dict[str, Any], criterion: nn.Module | None = None,
             optimizer: torch.optim.Optimizer | None = None, *, start_lr: float = 1e-7, end_lr: float = 10.0,
             num_iter: int = 100, smoothing: float = 0.98, diverge: float = 4.0,
-            device: str | torch.device = "auto") -> LRFinderResult:
+            device: str | torch.device = "auto", precision: str = "auto") -> LRFinderResult:
     """Run the learning-rate range test on ``dataloaders["train"]`` and suggest a rate.
 
     Over at most ``num_iter`` batches (cycling the loader if needed), every parameter group's rate
@@ -70,7 +71,8 @@ def lr_find(model: nn.Module, dataloaders: dict[str, Any], criterion: nn.Module 
     "minimum" rule: the minimum itself is already too high to train at). ``optimizer`` defaults to
     SGD with momentum 0.9 over the trainable parameters. The model's and the optimizer's state
     dicts are restored afterwards. Parameter groups with different rates keep their ratios; the
-    rates reported are those of the fastest group.
+    rates reported are those of the fastest group. ``precision``: as for
+    :func:`~pystatsml_tl.training.loop.train_val_model`.
     """
     if not 0 < start_lr < end_lr:
         raise ValueError(f"start_lr={start_lr!r}, end_lr={end_lr!r}: expected 0 < start_lr < end_lr")
@@ -79,6 +81,7 @@ def lr_find(model: nn.Module, dataloaders: dict[str, Any], criterion: nn.Module 
     if "train" not in dataloaders:
         raise ValueError(f"dataloaders: expected a 'train' loader, got keys {sorted(dataloaders)}")
     device = resolve_device(device)
+    precision = resolve_precision(precision, device)
     criterion = criterion or nn.CrossEntropyLoss()
     optimizer = optimizer or torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=start_lr,
                                              momentum=0.9)
@@ -96,7 +99,7 @@ def lr_find(model: nn.Module, dataloaders: dict[str, Any], criterion: nn.Module 
             lr = start_lr * ratio**step
             for group, scale in zip(optimizer.param_groups, scales):
                 group["lr"] = lr * scale
-            loss, _, _ = train_step(model, x, y, criterion, optimizer, device)
+            loss, _, _ = train_step(model, x, y, criterion, optimizer, device, precision)
             value = loss.item()
             average = smoothing * average + (1 - smoothing) * value
             smoothed = average / (1 - smoothing ** (step + 1))
@@ -128,4 +131,5 @@ def lr_find_experiment(params: dict[str, Any], num_iter: int = 100) -> LRFinderR
     data = prepare_data(params)
     model, loaders = kind.first_trained(params, data, build_model(params, data.num_classes))
     optimizer, _ = kind.build_optimizer(params, model)
-    return lr_find(model, loaders, experiment_criterion(params), optimizer, num_iter=num_iter, device=params["device"])
+    return lr_find(model, loaders, experiment_criterion(params), optimizer, num_iter=num_iter, device=params["device"],
+                   precision=params["precision"])

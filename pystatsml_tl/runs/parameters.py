@@ -126,9 +126,10 @@ PARAMETERS: dict[str, Parameter] = {
         Parameter("test_subset", int, None, "use only this many test images (default: all)", optional=True,
                   check=checks.positive_int_or_none),
         Parameter("feature_cache", bool, True, "extractor: compute frozen features once and keep them on disk"),
-        Parameter("precision", str, "fp32",
-                  "frozen-feature extraction: fp32 | bf16 (autocast; faster, features differ in the last digits)",
-                  check=_lazy("..features", "check_precision")),
+        Parameter("precision", str, "auto",
+                  "training and feature extraction: auto (bf16 where measured faster: CUDA, CPUs with AVX-512 "
+                  "BF16 and no AMX; else fp32) | fp32 | bf16 (autocast, weights and optimizer state in fp32)",
+                  check=_lazy("..precision", "check_precision")),
         Parameter("seed", int, 0, "random seed: the same seed on CPU gives the same numbers"),
         Parameter("device", str, "auto", "auto | cpu | cuda", check=checks.one_of(DEVICES)),
         Parameter("num_workers", int, 0, "DataLoader workers for image folders", check=checks.non_negative_int),

@@ -5,7 +5,6 @@ import copy
 import math
 import os
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from tqdm.auto import tqdm
 from ..checks import one_of, positive_int
 from ..devices import resolve_device
 from ..distributed import is_main_process, sum_across_ranks
+from ..precision import autocast, resolve_precision
 from ..storage import torch_save_atomic
 
 PHASE_ORDER = ("train", "val", "test")
@@ -30,11 +30,6 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def selection_phase(dataloaders: dict[str, Any]) -> str:
     """The phase whose accuracy picks the best epoch: ``val`` when present, else ``test`` (the tutorial's way)."""
     return "val" if "val" in dataloaders else "test"
-
-
-def _autocast(device: torch.device):
-    # bf16 autocast on CUDA only: on CPUs it gave no speed-up for ResNet18 at 32 px when measured
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
 def _to_device(x: torch.Tensor, y: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,22 +50,23 @@ class Evaluation:
 
 
 def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: nn.Module,
-               optimizer: torch.optim.Optimizer,
-               device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One optimizer step on a batch: move it to ``device`` (channels-last images), forward under
-    autocast where it pays, the loss, backward, the step. Returns (loss, outputs, targets on the device).
-    The training loop and the learning-rate finder both train through it."""
-    loss, outputs, y = _batch_outputs(model, x, y, criterion, device)
+               optimizer: torch.optim.Optimizer, device: torch.device,
+               precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One optimizer step on a batch: move it to ``device`` (channels-last images), forward in
+    ``precision`` (``fp32``, or ``bf16`` autocast), the loss, backward, the step. Returns (loss,
+    outputs, targets on the device). The training loop and the learning-rate finder both train through it."""
+    loss, outputs, y = _batch_outputs(model, x, y, criterion, device, precision)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return loss, outputs, y
 
 
-def _batch_outputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: nn.Module, device: torch.device):
-    """The loss, outputs and targets of a batch moved to ``device``, the forward pass under autocast where it pays."""
+def _batch_outputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: nn.Module, device: torch.device,
+                   precision: str):
+    """The loss, outputs and targets of a batch moved to ``device``, the forward pass in ``precision``."""
     x, y = _to_device(x, y, device)
-    with _autocast(device):
+    with autocast(device, precision):
         outputs = model(x)
         loss = criterion(outputs, y)
     return loss, outputs, y
@@ -78,11 +74,12 @@ def _batch_outputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion
 
 def run_epoch(model: nn.Module, loader, criterion: nn.Module, device: torch.device, optimizer=None,
               batch_scheduler=None, progress: bool = False, desc: str = "",
-              keep_predictions: bool = False) -> Evaluation:
+              keep_predictions: bool = False, precision: str = "fp32") -> Evaluation:
     """One pass over ``loader``: trains (:func:`train_step`) when ``optimizer`` is given, stepping
     ``batch_scheduler``, if any, after every optimizer step; else evaluates without gradients.
     Returns the pass's mean loss and accuracy, with the predictions when ``keep_predictions``
-    (else empty). Sums stay on the device: the host waits once per pass, not once per batch."""
+    (else empty); the forward passes run in ``precision`` (``fp32`` or ``bf16``). Sums stay on the
+    device: the host waits once per pass, not once per batch."""
     training = optimizer is not None
     model.train(training)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -94,11 +91,11 @@ def run_epoch(model: nn.Module, loader, criterion: nn.Module, device: torch.devi
         for x, y in loader:
             bar.update()
             if training:
-                loss, outputs, y = train_step(model, x, y, criterion, optimizer, device)
+                loss, outputs, y = train_step(model, x, y, criterion, optimizer, device, precision)
                 if batch_scheduler is not None:
                     batch_scheduler.step()
             else:
-                loss, outputs, y = _batch_outputs(model, x, y, criterion, device)
+                loss, outputs, y = _batch_outputs(model, x, y, criterion, device, precision)
             predicted = outputs.argmax(1)
             loss_sum += loss.detach().double() * y.shape[0]
             correct += (predicted == y).sum()
@@ -118,12 +115,14 @@ def run_epoch(model: nn.Module, loader, criterion: nn.Module, device: torch.devi
 
 
 def evaluate(model: nn.Module, loader, criterion: nn.Module | None = None, device: str | torch.device = "auto",
-             progress: bool = False) -> Evaluation:
-    """Evaluate ``model`` on ``loader``: mean loss, accuracy (a fraction) and the predictions."""
+             progress: bool = False, precision: str = "auto") -> Evaluation:
+    """Evaluate ``model`` on ``loader``: mean loss, accuracy (a fraction) and the predictions
+    (``precision``: auto, fp32 or bf16, as for :func:`train_val_model`)."""
     device = resolve_device(device)
+    precision = resolve_precision(precision, device)
     model.to(device)
     return run_epoch(model, loader, criterion or nn.CrossEntropyLoss(), device, progress=progress, desc="evaluate",
-                     keep_predictions=True)
+                     keep_predictions=True, precision=precision)
 
 
 @dataclass
@@ -192,7 +191,7 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
                     num_epochs: int = 25, scheduler=None, log_interval: int | None = None, *,
                     device: str | torch.device = "auto", seed: int | None = None, progress: bool = True,
                     checkpoint: str | os.PathLike | None = None,
-                    scheduler_interval: str = "epoch") -> tuple[nn.Module, dict, dict]:
+                    scheduler_interval: str = "epoch", precision: str = "auto") -> tuple[nn.Module, dict, dict]:
     """Train ``model`` for ``num_epochs`` and return ``(model, losses, accuracies)``, the tutorial's way.
 
     ``losses`` and ``accuracies`` map each phase of ``dataloaders`` (``train``, ``val``, ``test``)
@@ -205,7 +204,10 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     same numbers on CPU), ``progress`` (tqdm bars), ``checkpoint`` (a file written atomically after
     every epoch by rank 0 of a data-parallel run; a run finds it and resumes from it),
     ``scheduler_interval`` (``"epoch"``, the lesson's StepLR, or ``"batch"``: stepped after every
-    optimizer step, see :func:`~pystatsml_tl.training.recipes.scheduler_interval`). ``model`` may
+    optimizer step, see :func:`~pystatsml_tl.training.recipes.scheduler_interval`), ``precision``
+    (``fp32``; ``bf16``: forward passes under bfloat16 autocast, weights and optimizer state kept in
+    fp32; ``auto``: what :func:`~pystatsml_tl.precision.auto_precision` measured fastest on the
+    device: bf16 on CUDA, fp32 on most CPUs). ``model`` may
     be wrapped in DistributedDataParallel: losses and accuracies are then summed over the ranks. A
     loss that becomes NaN or infinite stops training with ``FloatingPointError`` naming the epoch.
     """
@@ -214,6 +216,7 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     if "train" not in dataloaders:
         raise ValueError(f"dataloaders: expected a 'train' loader, got keys {sorted(dataloaders)}")
     device = resolve_device(device)
+    precision = resolve_precision(precision, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model.to(device=device, memory_format=torch.channels_last)
@@ -233,7 +236,7 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
             state.record(epoch, phase, run_epoch(model, dataloaders[phase], criterion, device,
                                                  optimizer if train else None,
                                                  batch_scheduler if train else None, progress,
-                                                 desc=f"epoch {epoch} {phase}"))
+                                                 desc=f"epoch {epoch} {phase}", precision=precision))
         if scheduler is not None and batch_scheduler is None:
             scheduler.step()
         state.keep_if_best(select, core)

@@ -1,0 +1,72 @@
+"""Training precision: auto picks per capability, bf16 trains, fp32 is the plain fp32 loop bit for bit."""
+import pytest
+import torch
+from torch import nn
+
+from pystatsml_tl import load_data, train_val_model
+from pystatsml_tl import precision as precision_module
+from pystatsml_tl.precision import auto_precision, resolve_precision
+from pystatsml_tl.training.loop import epoch_seed
+
+
+def small_cnn(seed: int) -> nn.Module:
+    """A seeded small network with BatchNorm: trains in seconds on 32-pixel images."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                         nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+
+
+@pytest.mark.parametrize("device, flags, expected", [
+    ("cuda", frozenset(), "bf16"),
+    ("cpu", frozenset({"avx2", "avx512f", "avx512_bf16"}), "bf16"),  # AVX-512 BF16, no AMX: measured faster
+    ("cpu", frozenset({"avx512_bf16", "amx_bf16", "amx_tile"}), "fp32"),  # AMX: bf16 measured no faster
+    ("cpu", frozenset({"avx2", "fma"}), "fp32"),  # bf16 emulated: slower
+])
+def test_auto_precision_follows_the_measured_capabilities(device, flags, expected):
+    assert auto_precision(torch.device(device), flags) == expected
+
+
+def test_auto_resolves_from_this_cpus_flags_and_bad_names_are_refused(monkeypatch):
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    with pytest.raises(ValueError, match=r"^precision='fp16': expected auto \| fp32 \| bf16$"):
+        resolve_precision("fp16", torch.device("cpu"))
+    data = load_data("synthetic", batch_size=50, train_subset=100, test_subset=50, seed=0)
+    with pytest.raises(ValueError, match="^precision='half'"):  # before any epoch
+        train_val_model(small_cnn(0), nn.CrossEntropyLoss(), torch.optim.SGD(small_cnn(0).parameters(), lr=0.1),
+                        data, 1, device="cpu", precision="half", progress=False)
+
+
+def test_bf16_training_lowers_the_loss_and_keeps_fp32_weights():
+    data = load_data("synthetic", batch_size=50, train_subset=400, test_subset=100, seed=0)
+    model = small_cnn(0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    _, losses, accuracies = train_val_model(model, nn.CrossEntropyLoss(), optimizer, data, 4, device="cpu", seed=0,
+                                            progress=False, precision="bf16")
+    assert losses["train"][-1] < 0.8 * losses["train"][0], losses["train"]
+    assert max(accuracies["val"]) > 0.2  # chance: 0.1
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(s.dtype == torch.float32 for state in optimizer.state.values() for s in state.values())
+
+
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+def test_fp32_training_is_the_plain_fp32_loop_bit_for_bit(precision, monkeypatch):
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx2"}))  # auto: fp32 here
+    data = load_data("synthetic", batch_size=50, train_subset=150, test_subset=50, seed=0)
+    packaged, plain = small_cnn(0), small_cnn(0)
+    optimizer = torch.optim.SGD(packaged.parameters(), lr=0.05, momentum=0.9)
+    train_val_model(packaged, nn.CrossEntropyLoss(), optimizer, data.training_loaders(), 1, device="cpu", seed=3,
+                    progress=False, precision=precision)
+    # the same epoch written out: its seed, channels-last batches, fp32 forward, loss, backward, step
+    optimizer = torch.optim.SGD(plain.parameters(), lr=0.05, momentum=0.9)
+    plain.to(memory_format=torch.channels_last).train()
+    torch.manual_seed(epoch_seed(3, 0))
+    for x, y in data["train"]:
+        loss = nn.functional.cross_entropy(plain(x.contiguous(memory_format=torch.channels_last)), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    expected = plain.state_dict()
+    assert all(torch.equal(value, expected[name]) for name, value in packaged.state_dict().items())
