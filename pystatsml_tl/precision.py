@@ -3,7 +3,7 @@
 ``auto`` picks per capability, from measurements (``benchmarks/training.py``, ``benchmarks/README.md``):
 bf16 on CUDA; on a CPU with AVX-512 BF16 but no AMX, bf16 (ResNet18 training 1.31x at 32 px and
 1.85x at 128 px, extraction 1.7x); fp32 on other CPUs (with AMX, bf16 extraction was no faster;
-with AVX2 alone, bf16 is emulated and slower). Under autocast the weights, gradients and optimizer
+without bf16 units, fp32 as before: not measured faster). Under autocast the weights, gradients and optimizer
 state stay fp32: only the matrix products and convolutions run in bfloat16.
 """
 from __future__ import annotations

@@ -21,7 +21,7 @@ def small_cnn(seed: int) -> nn.Module:
     ("cuda", frozenset(), "bf16"),
     ("cpu", frozenset({"avx2", "avx512f", "avx512_bf16"}), "bf16"),  # AVX-512 BF16, no AMX: measured faster
     ("cpu", frozenset({"avx512_bf16", "amx_bf16", "amx_tile"}), "fp32"),  # AMX: bf16 measured no faster
-    ("cpu", frozenset({"avx2", "fma"}), "fp32"),  # bf16 emulated: slower
+    ("cpu", frozenset({"avx2", "fma"}), "fp32"),  # no bf16 units: fp32 as before
 ])
 def test_auto_precision_follows_the_measured_capabilities(device, flags, expected):
     assert auto_precision(torch.device(device), flags) == expected
