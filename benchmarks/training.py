@@ -37,12 +37,12 @@ from torch import nn
 from torchvision import transforms
 
 from pystatsml_tl.data.datasets import load_data
-from pystatsml_tl.precision import auto_precision, cpu_flags
+from pystatsml_tl.precision import BF16_CPU_FLAGS, auto_precision, cpu_flags
 from pystatsml_tl.training.loop import run_epoch
 
 BATCHES = {32: (100, 6), 128: (50, 3), 224: (16, 3)}
 """Image size -> (batch size, timed batches per measurement)."""
-FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+FLAGS = ("avx2", "avx512f", *BF16_CPU_FLAGS, "amx_tile")
 COMPILED: dict[int, nn.Module] = {}
 """Image size -> ResNet18 under torch.compile, compiled once by :func:`compile_seconds`."""
 

@@ -1,10 +1,12 @@
 """The arithmetic a network runs in: fp32, or bfloat16 autocast where the hardware has bf16 units.
 
-``auto`` picks per capability, from measurements (``benchmarks/training.py``, ``benchmarks/README.md``):
-bf16 on CUDA; on a CPU with AVX-512 BF16 but no AMX, bf16 (ResNet18 training 1.31x at 32 px and
-1.85x at 128 px, extraction 1.7x); fp32 on other CPUs (with AMX, bf16 extraction was no faster;
-without bf16 units, fp32 as before: not measured faster). Under autocast the weights, gradients and optimizer
-state stay fp32: only the matrix products and convolutions run in bfloat16.
+``auto`` picks per device: bf16 on CUDA (what training on GPUs always used), fp32 on CPUs. On
+CPUs bf16 is selectable: with AMX, bf16 extraction measured no faster (``benchmarks/README.md``);
+with AVX-512 BF16 and no AMX, a side-by-side ResNet18 step ran 1.31x faster at 32 px and 1.85x at
+128 px, but that gain and its accuracy over seeds are still to be measured with
+``benchmarks/training.py`` before ``auto`` picks bf16 there (:data:`BF16_CPU_FLAGS` names the
+capability it would key on). Under autocast the weights, gradients and optimizer state stay fp32:
+only the matrix products and convolutions run in bfloat16.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ import torch
 from .checks import one_of
 
 PRECISIONS = ("auto", "fp32", "bf16")
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+"""The CPU flags of bfloat16 units (AVX-512 BF16 instructions, AMX tiles), reported by the benchmarks."""
 
 
 def check_precision(precision: str) -> None:
@@ -35,12 +39,9 @@ def cpu_flags() -> frozenset[str]:
     return frozenset(line.partition(":")[2].split())
 
 
-def auto_precision(device: torch.device, flags: frozenset[str] | None = None) -> str:
-    """The precision ``auto`` means on ``device`` (``flags``: the CPU's, read when not given)."""
-    if device.type == "cuda":
-        return "bf16"
-    flags = cpu_flags() if flags is None else flags
-    return "bf16" if "avx512_bf16" in flags and "amx_bf16" not in flags else "fp32"
+def auto_precision(device: torch.device) -> str:
+    """The precision ``auto`` means on ``device``: bf16 on CUDA, fp32 on CPUs."""
+    return "bf16" if device.type == "cuda" else "fp32"
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -4,7 +4,6 @@ import torch
 from torch import nn
 
 from pystatsml_tl import load_data, train_val_model
-from pystatsml_tl import precision as precision_module
 from pystatsml_tl.precision import auto_precision, resolve_precision
 from pystatsml_tl.training.loop import epoch_seed
 
@@ -17,18 +16,8 @@ def small_cnn(seed: int) -> nn.Module:
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
 
 
-@pytest.mark.parametrize("device, flags, expected", [
-    ("cuda", frozenset(), "bf16"),
-    ("cpu", frozenset({"avx2", "avx512f", "avx512_bf16"}), "bf16"),  # AVX-512 BF16, no AMX: measured faster
-    ("cpu", frozenset({"avx512_bf16", "amx_bf16", "amx_tile"}), "fp32"),  # AMX: bf16 measured no faster
-    ("cpu", frozenset({"avx2", "fma"}), "fp32"),  # no bf16 units: fp32 as before
-])
-def test_auto_precision_follows_the_measured_capabilities(device, flags, expected):
-    assert auto_precision(torch.device(device), flags) == expected
-
-
-def test_auto_resolves_from_this_cpus_flags_and_bad_names_are_refused(monkeypatch):
-    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx2"}))
+def test_auto_is_bf16_on_cuda_fp32_on_cpus_and_bad_names_are_refused():
+    assert auto_precision(torch.device("cuda")) == "bf16"  # as the loop always trained on GPUs
     assert resolve_precision("auto", torch.device("cpu")) == "fp32"
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
     with pytest.raises(ValueError, match=r"^precision='fp16': expected auto \| fp32 \| bf16$"):
@@ -52,8 +41,7 @@ def test_bf16_training_lowers_the_loss_and_keeps_fp32_weights():
 
 
 @pytest.mark.parametrize("precision", ["fp32", "auto"])
-def test_fp32_training_is_the_plain_fp32_loop_bit_for_bit(precision, monkeypatch):
-    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx2"}))  # auto: fp32 here
+def test_fp32_training_is_the_plain_fp32_loop_bit_for_bit(precision):
     data = load_data("synthetic", batch_size=50, train_subset=150, test_subset=50, seed=0)
     packaged, plain = small_cnn(0), small_cnn(0)
     optimizer = torch.optim.SGD(packaged.parameters(), lr=0.05, momentum=0.9)

@@ -206,9 +206,8 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     ``scheduler_interval`` (``"epoch"``, the lesson's StepLR, or ``"batch"``: stepped after every
     optimizer step, see :func:`~pystatsml_tl.training.recipes.scheduler_interval`), ``precision``
     (``fp32``; ``bf16``: forward passes under bfloat16 autocast, weights and optimizer state kept in
-    fp32; ``auto``: what :func:`~pystatsml_tl.precision.auto_precision` measured fastest on the
-    device: bf16 on CUDA, fp32 on most CPUs). ``model`` may
-    be wrapped in DistributedDataParallel: losses and accuracies are then summed over the ranks. A
+    fp32; ``auto``: :func:`~pystatsml_tl.precision.auto_precision`, bf16 on CUDA and fp32 on
+    CPUs). ``model`` may be wrapped in DistributedDataParallel: losses and accuracies are then summed over the ranks. A
     loss that becomes NaN or infinite stops training with ``FloatingPointError`` naming the epoch.
     """
     positive_int("num_epochs", num_epochs)
