@@ -31,6 +31,7 @@ run: $(STAMP)  ## all experiments, report in reports/ (PROFILE=smoke|quick|tutor
 # the outputs nbval computed, so the lesson executes once
 test: $(STAMP) browser  ## the linter, then the committed notebooks under nbval and the tests
 	$(BIN)/ruff check .
+	$(BIN)/pystatsml-tl pretrain  # the offline backbone the notebooks use: made once, before nbval compares outputs
 	$(BIN)/python -m pytest --nbval notebooks tests --nbval-sanitize-with tests/nbval_sanitize.cfg --durations=15
 
 notebooks: $(STAMP)  ## re-execute the committed notebooks with the smoke profile
