@@ -1,5 +1,5 @@
 """Runs without training: complete ``metrics.json`` contents and a notebook executor that writes them,
-so that the runner and the report are tested in milliseconds."""
+so that the runner and the report are tested in milliseconds; and a network small enough to train in seconds."""
 from __future__ import annotations
 
 import json
@@ -7,6 +7,8 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
+import torch
+from torch import nn
 
 from pystatsml_tl.runs.statistics import wilson_interval
 
@@ -62,3 +64,11 @@ class FakeExecutor:
             metrics = fake_metrics(parameters["experiment"], seed, self.correct(parameters["experiment"], seed),
                                    **grid)
             write_run(Path(parameters["output_dir"]) / f"seed-{seed}", metrics)
+
+
+def small_cnn(seed: int) -> nn.Module:
+    """A seeded four-layer network with BatchNorm: trains in seconds on 32-pixel images."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                         nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))

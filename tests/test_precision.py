@@ -1,19 +1,12 @@
 """Training precision: auto picks per capability, bf16 trains, fp32 is the plain fp32 loop bit for bit."""
 import pytest
 import torch
+from fakes import small_cnn
 from torch import nn
 
 from pystatsml_tl import load_data, train_val_model
 from pystatsml_tl.precision import auto_precision, resolve_precision
 from pystatsml_tl.training.loop import epoch_seed
-
-
-def small_cnn(seed: int) -> nn.Module:
-    """A seeded small network with BatchNorm: trains in seconds on 32-pixel images."""
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-                         nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
 
 
 def test_auto_is_bf16_on_cuda_fp32_on_cpus_and_bad_names_are_refused():

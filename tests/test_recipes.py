@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 import torchvision
+from fakes import small_cnn
 from torch import nn
 
 from pystatsml_tl import load_data, make_model
@@ -122,14 +123,6 @@ def test_warmup_rises_linearly_then_follows_the_step_schedule():
     assert lrs[:5] == pytest.approx([0.1 * (0.2 + 0.8 * i / 5) for i in range(5)])  # from 1/5 of the rate, linearly
     assert lrs[5:10] == pytest.approx([0.1] * 5) and lrs[15:] == pytest.approx([0.01] * 5)
     assert make_scheduler(optimizer, "step", 4, 5, 2, 0.1).__class__ is torch.optim.lr_scheduler.StepLR  # the lesson's
-
-
-def small_cnn(seed: int) -> nn.Module:
-    """A seeded four-layer network with BatchNorm: trains in seconds on 32-pixel images."""
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-                         nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
 
 
 def test_lr_find_restores_the_model_and_suggests_a_rate_that_trains():
