@@ -20,12 +20,14 @@ ratios of the medians to the tutorial's loop and to the fp32 channels-last floor
 
     python benchmarks/training.py                                  # 32, 128 and 224 px
     python benchmarks/training.py --sizes 32 --repeats 5 --compile # 32 px, torch.compile too
+    python benchmarks/training.py --sizes 128,224 --precisions fp32  # no bf16 rows (a CPU without bf16 units)
 """
 from __future__ import annotations
 
 import argparse
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -134,8 +136,8 @@ def floor_row(size: int, batch: int, count: int, layout: str, precision: str, co
     return time.perf_counter() - started
 
 
-def rows(size: int, compile_: bool) -> dict[str, Callable[[], float]]:
-    """The measurements at one image size, by row name."""
+def rows(size: int, compile_: bool, precisions: tuple[str, ...] = ("fp32", "bf16")) -> dict[str, Callable[[], float]]:
+    """The measurements at one image size, by row name (the bf16 rows only if ``precisions`` has bf16)."""
     batch, count = BATCHES[size]
     found = {
         "tutorial": lambda: tutorial_row(size, batch, count),
@@ -146,6 +148,8 @@ def rows(size: int, compile_: bool) -> dict[str, Callable[[], float]]:
         "floor bf16 NHWC": lambda: floor_row(size, batch, count, "NHWC", "bf16"),
         "floor bf16 NCHW": lambda: floor_row(size, batch, count, "NCHW", "bf16"),
     }
+    if "bf16" not in precisions:
+        found = {name: row for name, row in found.items() if "bf16" not in name}
     if compile_:
         found["floor fp32 NHWC fused SGD"] = lambda: floor_row(size, batch, count, "NHWC", "fp32", fused=True)
         found["floor fp32 NHWC compiled"] = lambda: floor_row(size, batch, count, "NHWC", "fp32", compiled=True)
@@ -180,7 +184,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="32,128,224", help="image sizes, among " + ", ".join(map(str, BATCHES)))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="add torch.compile and fused-SGD floor rows")
+    parser.add_argument("--precisions", default="fp32,bf16",
+                        help="fp32,bf16 (default) or fp32: bf16 rows are slow where the CPU has no bf16 units")
     args = parser.parse_args()
+    precisions = tuple(args.precisions.split(","))
+    if not set(precisions) <= {"fp32", "bf16"} or "fp32" not in precisions:
+        parser.error(f"--precisions={args.precisions!r}: expected fp32,bf16 or fp32")
     sizes = [int(s) for s in args.sizes.split(",")]
     unknown = [s for s in sizes if s not in BATCHES]
     if unknown or args.repeats < 1:
@@ -193,11 +202,13 @@ def main() -> None:
         batch, count = BATCHES[size]
         if args.compile:
             print(f"{size} px: torch.compile's first step took {compile_seconds(size):.1f} s (not in the rows)")
-        measured = rows(size, args.compile)
+        measured = rows(size, args.compile, precisions)
         speeds: dict[str, list[float]] = {name: [] for name in measured}
-        for _ in range(args.repeats):
+        for repeat in range(args.repeats):
             for name, row in measured.items():
                 speeds[name].append(batch * count / row())
+                print(f"  {size} px, repeat {repeat + 1}/{args.repeats}: {name} {speeds[name][-1]:.1f} images/s",
+                      file=sys.stderr, flush=True)
         medians = {name: statistics.median(v) for name, v in speeds.items()}
         print(f"\n{size} px, batch {batch}, {count} timed batches, {args.repeats} repeats (images/s)\n")
         print("| row | min | median | x tutorial | x floor fp32 NHWC |")

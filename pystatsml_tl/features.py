@@ -7,7 +7,7 @@ transform); an entry that is corrupt or does not match its key is recomputed, ne
 """
 from __future__ import annotations
 
-import copy
+import functools
 import hashlib
 import json
 import os
@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .backbones import get_head, head_name, set_head
 from .data.datasets import DataLoaders
-from .data.loaders import TensorLoader, is_every_row, take_rows
+from .data.loaders import TensorLoader, in_order, is_every_row, shuffles, take_rows
 from .devices import resolve_device
 from .distributed import gather_objects, is_main_process, rank_and_world, synchronize
 from .inference import inference_model
@@ -90,21 +90,10 @@ class ImageSource:
     loader_for: Callable[[torch.Tensor], Any]
 
 
-def image_source(loader) -> ImageSource:
-    """The :class:`ImageSource` behind a tensor loader (its origin when :func:`load_data` recorded
-    one, else its own tensors) or an image-folder DataLoader (the folder behind a Subset)."""
-    if isinstance(loader, TensorLoader):
-        if loader.origin is not None:
-            base, index = loader.origin
-            inputs, labels = base.images, torch.as_tensor(base.targets)
-        else:
-            inputs, labels, index = loader.inputs, loader.labels, torch.arange(len(loader.labels))
-
-        def tensor_loader(positions: torch.Tensor) -> TensorLoader:
-            return TensorLoader(take_rows(inputs, positions), take_rows(labels, positions), loader.batch_size,
-                                transform=loader.transform, train=False, device=loader.device)
-
-        return ImageSource(_tensors_fingerprint(inputs, labels), len(labels), index, tensor_loader)
+@functools.singledispatch
+def image_source(loader: torch.utils.data.DataLoader) -> ImageSource:
+    """The :class:`ImageSource` behind a loader: for an image-folder DataLoader, the folder behind
+    its Subset; for a tensor loader, its origin when :func:`load_data` recorded one, else its own tensors."""
     dataset = loader.dataset
     base, index = (dataset.dataset, torch.as_tensor(dataset.indices)) if isinstance(dataset, torch.utils.data.Subset) \
         else (dataset, torch.arange(len(dataset)))
@@ -117,14 +106,19 @@ def image_source(loader) -> ImageSource:
     return ImageSource(_samples_fingerprint(base.samples), len(base), index, folder_loader)
 
 
-def in_order(loader):
-    """The same loader without shuffling: features must line up with the dataset's order."""
-    if isinstance(loader, TensorLoader):
-        ordered = copy.copy(loader)
-        ordered.shuffle = False
-        return ordered
-    return torch.utils.data.DataLoader(loader.dataset, batch_size=loader.batch_size, shuffle=False,
-                                       num_workers=loader.num_workers, pin_memory=loader.pin_memory)
+@image_source.register
+def _(loader: TensorLoader) -> ImageSource:
+    if loader.origin is not None:
+        base, index = loader.origin
+        inputs, labels = base.images, torch.as_tensor(base.targets)
+    else:
+        inputs, labels, index = loader.inputs, loader.labels, torch.arange(len(loader.labels))
+
+    def tensor_loader(positions: torch.Tensor) -> TensorLoader:
+        return TensorLoader(take_rows(inputs, positions), take_rows(labels, positions), loader.batch_size,
+                            transform=loader.transform, train=False, device=loader.device)
+
+    return ImageSource(_tensors_fingerprint(inputs, labels), len(labels), index, tensor_loader)
 
 
 @torch.no_grad()
@@ -257,15 +251,10 @@ def cached_feature_loaders(model: nn.Module, dataloaders: DataLoaders, *, descri
         else:
             size += sum(features[split].numel() * 4 for split in splits)
     loaders = {
-        split: TensorLoader(features[split], labels[split], loader.batch_size, shuffle=_shuffles(loader),
+        split: TensorLoader(features[split], labels[split], loader.batch_size, shuffle=shuffles(loader),
                             device=resolve_device(device))
         for split, loader in dataloaders.items()
     }
     return (DataLoaders(loaders, dataloaders.classes, dataloaders.name, dataloaders.fingerprint),
             FeatureCacheInfo(paths, computed == 0, computed, size))
 
-
-def _shuffles(loader) -> bool:
-    if isinstance(loader, TensorLoader):
-        return loader.shuffle
-    return isinstance(loader.sampler, torch.utils.data.RandomSampler)

@@ -1,12 +1,13 @@
 """The arithmetic a network runs in: fp32, or bfloat16 autocast where the hardware has bf16 units.
 
 ``auto`` picks per device: bf16 on CUDA (what training on GPUs always used), fp32 on CPUs. On
-CPUs bf16 is selectable: with AMX, bf16 extraction measured no faster (``benchmarks/README.md``);
-with AVX-512 BF16 and no AMX, a side-by-side ResNet18 step ran 1.31x faster at 32 px and 1.85x at
-128 px, but that gain and its accuracy over seeds are still to be measured with
-``benchmarks/training.py`` before ``auto`` picks bf16 there (:data:`BF16_CPU_FLAGS` names the
-capability it would key on). Under autocast the weights, gradients and optimizer state stay fp32:
-only the matrix products and convolutions run in bfloat16.
+CPUs bf16 is selectable; ``benchmarks/README.md`` has the measurements per capability: without
+bf16 units (AVX2 only) bf16 training runs emulated at a seventh of fp32's speed; with AMX, bf16
+extraction measured no faster; with AVX-512 BF16 and no AMX, a side-by-side ResNet18 step ran
+1.31x faster at 32 px and 1.85x at 128 px, the candidate for bf16 by default once
+``benchmarks/training.py`` has run on such a CPU (:data:`BF16_CPU_FLAGS` names the capability it
+prints). Under autocast the weights, gradients and optimizer state stay fp32: only the matrix
+products and convolutions run in bfloat16.
 """
 from __future__ import annotations
 

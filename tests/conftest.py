@@ -110,8 +110,8 @@ SMOKE_EXPERIMENTS = ["finetune-sgd", "extractor-adam", "scratch", "two-stage"]
 
 @pytest.fixture(scope="session")
 def smoke_report(tmp_path_factory):
-    """One real smoke run of :data:`SMOKE_EXPERIMENTS` (papermill, 2 seeds, 2 epochs, 200 training
-    and 100 test images), made once per test session: (report folder, what the run printed on stderr)."""
+    """One real smoke run of :data:`SMOKE_EXPERIMENTS` (papermill, 2 seeds, 2 epochs, 100 training
+    and 50 test images), made once per test session: (report folder, what the run printed on stderr)."""
     import contextlib
     import io
 
@@ -121,8 +121,8 @@ def smoke_report(tmp_path_factory):
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         code = main(["run", "--profile", "smoke", "--output-dir", str(out), "--device", "cpu", "--seeds", "2",
-                     "--experiments", ",".join(SMOKE_EXPERIMENTS), "--set", "epochs=2", "--set", "train_subset=200",
-                     "--set", "test_subset=100"])
+                     "--experiments", ",".join(SMOKE_EXPERIMENTS), "--set", "epochs=2", "--set", "train_subset=100",
+                     "--set", "test_subset=50"])
     assert code == 0, err.getvalue()
     return out, err.getvalue()
 

@@ -6,7 +6,7 @@ import torch
 from torchvision import transforms
 
 from pystatsml_tl import ResourceUnavailableError, load_cifar10_pytorch, load_data
-from pystatsml_tl.data.loaders import BatchTransform, random_flip_and_crop
+from pystatsml_tl.data.loaders import BatchTransform, TensorLoader, in_order, random_flip_and_crop, shard, shuffles
 from pystatsml_tl.data.synthetic import TASKS, class_names, make_synthetic
 
 
@@ -159,3 +159,20 @@ def test_data_dir_defaults_to_the_environment_variable(fake_cifar10, monkeypatch
     data = load_data("cifar10", val_fraction=0)
     assert data.sizes == {"train": 100, "test": 30}
     assert np.array_equal(data["test"].dataset.data, arrays["test"][0])
+
+
+@pytest.mark.parametrize("kind", ["tensor", "torch"])
+def test_a_torch_dataloader_and_a_tensor_loader_answer_the_same_questions(kind):
+    inputs, labels = torch.arange(10.0).view(10, 1), torch.arange(10)
+    if kind == "tensor":
+        loader = TensorLoader(inputs, labels, 4, shuffle=True)
+    else:
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(inputs, labels), batch_size=4, shuffle=True)
+    assert shuffles(loader) and not shuffles(in_order(loader))
+    assert torch.cat([y for _, y in in_order(loader)]).tolist() == list(range(10))
+    ranks = []
+    for rank in (0, 1):  # every rank seeded alike, as in a data-parallel run: the same permutation
+        torch.manual_seed(0)
+        ranks.append([y.tolist() for _, y in shard(loader, rank, 2)])
+    assert [len(b) for b in ranks[0]] == [2, 2, 1] and [len(b) for b in ranks[1]] == [2, 2, 1]  # halves of 4, 4, 2
+    assert sorted(v for rank in ranks for batch in rank for v in batch) == list(range(10))

@@ -112,7 +112,8 @@ if __name__ == "__main__":
 def test_resume_after_a_kill_under_ddp_continues_from_the_last_epoch(tmp_path, cache_dir):
     script = tmp_path / "run.py"
     script.write_text(RUN)
-    params = SMALL | {"experiment": "finetune-sgd", "weights": "none", "epochs": 3, "nproc_per_node": 2}
+    params = SMALL | {"experiment": "finetune-sgd", "arch": "mobilenet_v3_small", "weights": "none", "epochs": 3,
+                      "nproc_per_node": 2}
     killed = dict(params, output_dir=str(tmp_path / "killed"))
     process = subprocess.Popen([sys.executable, str(script), json.dumps(killed)], stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True, start_new_session=True)

@@ -10,7 +10,7 @@ from fakes import FakeExecutor
 from pystatsml_tl.runs.experiments import run_experiment
 from pystatsml_tl.runs.kinds import KINDS, Extractor, kind_of, register_experiment, register_kind
 from pystatsml_tl.runs.parameters import EXPERIMENTS, validate_parameters
-from pystatsml_tl.runs.runner import execute_plan, plan_run
+from pystatsml_tl.runs.runner import execute_plan, plan_run, run_in_process
 
 SMALL = dict(dataset="synthetic", weights="none", epochs=2, batch_size=20, train_subset=120, test_subset=40,
              progress=False, device="cpu")
@@ -57,6 +57,16 @@ def test_a_registered_kind_runs_through_the_runner_and_its_report(nesterov_kind,
     assert sorted(fake.calls) == [("extractor-nesterov", (0, 1)), ("extractor-sgd", (0, 1))]
     comparisons = pd.read_csv(tmp_path / "comparisons.csv")
     assert comparisons[["a", "b"]].values.tolist() == [["extractor-nesterov", "extractor-sgd"]]
+
+
+def test_a_registered_kind_trains_through_the_runner_in_process(nesterov_kind, tmp_path, cache_dir):
+    # a kind registered in this process: a notebook kernel would not know it, the in-process executor does
+    plan = plan_run("smoke", ["extractor-nesterov"], SMALL | {"lr": 0.005}, tmp_path, seeds=[0])
+    assert execute_plan(plan, executor=run_in_process) == {}
+    metrics = json.loads((tmp_path / "extractor-nesterov" / "seed-0" / "metrics.json").read_text())
+    assert metrics["settings"]["strategy"] == "extractor-nesterov" and nesterov_kind.optimizers
+    assert pd.read_csv(tmp_path / "runs.csv")["status"].tolist() == ["ok"]
+    assert not list((tmp_path / "extractor-nesterov").glob("*.ipynb"))  # no kernel, no output notebook
 
 
 def test_no_kind_is_named_outside_the_registry():

@@ -1,4 +1,4 @@
-"""The experiment notebook, executed headless by papermill, one experiment per run."""
+"""What one experiment writes, per kind; the experiment notebook under papermill: its errors, its help."""
 import json
 import subprocess
 import sys
@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from pystatsml_tl.precision import resolve_precision
-from pystatsml_tl.runs.experiments import FIGURES
+from pystatsml_tl.runs.experiments import FIGURES, run_experiment
 from pystatsml_tl.runs.notebooks import EXPERIMENT_NOTEBOOK, TEACHING_NOTEBOOK, execute_notebook
 from pystatsml_tl.runs.parameters import PARAMETERS, PROFILES, SEEDS_PARAMETER
 
@@ -40,33 +40,29 @@ def check_outputs(folder, experiment, epochs, num_classes=10):
     return metrics
 
 
-# finetune-sgd, extractor-adam, scratch and two-stage run through papermill in tests/test_runner.py
+# each kind's steps, in process (the notebook runs them through papermill for finetune-sgd, extractor-adam,
+# scratch and two-stage in tests/test_runner.py's smoke run, and under nbval): what a run writes, per kind
 @pytest.mark.parametrize("experiment", ["finetune-adam", "extractor-sgd", "discriminative"])
-def test_each_experiment_runs_alone_with_papermill(experiment, tmp_path):
+def test_each_experiment_writes_its_metrics_and_figures(experiment, tmp_path):
     out = tmp_path / experiment
-    execute_notebook(EXPERIMENT_NOTEBOOK, tmp_path / "run.ipynb",
-                     FAST | {"experiment": experiment, "output_dir": str(out)})
+    run_experiment(FAST | {"experiment": experiment, "output_dir": str(out)}, log_interval=None)
     metrics = check_outputs(out, experiment, epochs=2)
     assert (metrics["feature_cache"] is not None) == (experiment.startswith("extractor") or experiment == "two-stage")
-    executed = nbformat.read(tmp_path / "run.ipynb", as_version=4)
-    assert "application/vnd.jupyter.widget-state+json" not in executed.metadata.get("widgets", {})
-    assert (tmp_path / "run.ipynb").stat().st_size < 2_000_000
 
 
-def test_papermill_run_with_two_worker_processes(tmp_path):
+def test_run_with_two_worker_processes(tmp_path):
     out = tmp_path / "ddp"
-    execute_notebook(EXPERIMENT_NOTEBOOK, tmp_path / "run.ipynb",
-                     FAST | {"experiment": "extractor-sgd", "nproc_per_node": "2", "output_dir": str(out)})
+    run_experiment(FAST | {"experiment": "extractor-sgd", "nproc_per_node": "2", "output_dir": str(out)},
+                   log_interval=None)
     metrics = check_outputs(out, "extractor-sgd", epochs=2)
     assert metrics["parameters"]["nproc_per_node"] == "2"
 
 
 def test_image_folder_run(image_folder, tmp_path):
     out = tmp_path / "folder-run"
-    execute_notebook(EXPERIMENT_NOTEBOOK, tmp_path / "run.ipynb",
-                     FAST | {"experiment": "extractor-adam", "dataset": str(image_folder), "batch_size": 8,
-                             "train_subset": None, "test_subset": None, "val_fraction": 0.25,
-                             "output_dir": str(out)})
+    run_experiment(FAST | {"experiment": "extractor-adam", "dataset": str(image_folder), "batch_size": 8,
+                           "train_subset": None, "test_subset": None, "val_fraction": 0.25, "output_dir": str(out)},
+                   log_interval=None)
     metrics = check_outputs(out, "extractor-adam", epochs=2, num_classes=3)
     assert metrics["classes"] == ["blue", "green", "red"] and metrics["sizes"]["test"] == 12
 

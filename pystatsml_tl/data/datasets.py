@@ -19,12 +19,11 @@ from PIL import Image
 
 from .. import checks
 from ..devices import resolve_device
-from ..distributed import RankBatchSampler
 from ..errors import ResourceUnavailableError
 from ..storage import data_dir as resolve_data_dir
 from .digits import load_digits_arrays
 from .formulas import FRACTAL_CLASSES, make_fractals
-from .loaders import NORMALIZATION_STATS, BatchTransform, ImageArrayDataset, TensorLoader
+from .loaders import NORMALIZATION_STATS, BatchTransform, ImageArrayDataset, TensorLoader, shard
 from .synthetic import class_names, make_synthetic
 
 SYNTHETIC_SIZES = {"train": 50_000, "test": 10_000}
@@ -276,14 +275,7 @@ def shard_loaders(data: DataLoaders, rank: int, world: int) -> DataLoaders:
     (``batch_size`` stays the global batch; see :func:`~pystatsml_tl.distributed.rank_batches`)."""
     if world == 1:
         return data
-    sharded = {}
-    for split, loader in data.items():
-        if isinstance(loader, TensorLoader):
-            sharded[split] = loader.shard(rank, world)
-        else:
-            sampler = RankBatchSampler(len(loader.dataset), loader.batch_size, split == "train", rank, world)
-            sharded[split] = torch.utils.data.DataLoader(loader.dataset, batch_sampler=sampler,
-                                                         num_workers=loader.num_workers, pin_memory=loader.pin_memory)
+    sharded = {split: shard(loader, rank, world) for split, loader in data.items()}
     return DataLoaders(sharded, data.classes, data.name, data.fingerprint)
 
 

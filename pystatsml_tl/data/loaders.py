@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Iterator, Sequence
 
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..distributed import rank_batches
+from ..distributed import RankBatchSampler, rank_batches
 
 NORMALIZATION_STATS = {
     "tutorial": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
@@ -150,3 +151,45 @@ class TensorLoader:
             if self.transform is not None:
                 x = self.transform(x, train=self.train)
             yield x, y
+
+
+# What the feature cache and data-parallel runs ask of a loader, for the package's TensorLoader and
+# for a user's torch DataLoader (an image folder): one function each, one implementation per type.
+
+@functools.singledispatch
+def in_order(loader: torch.utils.data.DataLoader) -> torch.utils.data.DataLoader:
+    """The same loader without shuffling: features must line up with the dataset's order."""
+    return torch.utils.data.DataLoader(loader.dataset, batch_size=loader.batch_size, shuffle=False,
+                                       num_workers=loader.num_workers, pin_memory=loader.pin_memory)
+
+
+@in_order.register
+def _(loader: TensorLoader) -> TensorLoader:
+    ordered = copy.copy(loader)
+    ordered.shuffle = False
+    return ordered
+
+
+@functools.singledispatch
+def shuffles(loader: torch.utils.data.DataLoader) -> bool:
+    """True if the loader draws its batches in a new random order each pass."""
+    return isinstance(loader.sampler, torch.utils.data.RandomSampler)
+
+
+@shuffles.register
+def _(loader: TensorLoader) -> bool:
+    return loader.shuffle
+
+
+@functools.singledispatch
+def shard(loader: torch.utils.data.DataLoader, rank: int, world: int) -> torch.utils.data.DataLoader:
+    """The loader of rank ``rank`` (of ``world``) in a data-parallel run: its share of every global
+    batch (:func:`~pystatsml_tl.distributed.rank_batches`), in a new order each pass if ``loader`` shuffles."""
+    sampler = RankBatchSampler(len(loader.dataset), loader.batch_size, shuffles(loader), rank, world)
+    return torch.utils.data.DataLoader(loader.dataset, batch_sampler=sampler, num_workers=loader.num_workers,
+                                       pin_memory=loader.pin_memory)
+
+
+@shard.register
+def _(loader: TensorLoader, rank: int, world: int) -> TensorLoader:
+    return loader.shard(rank, world)

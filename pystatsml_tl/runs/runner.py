@@ -25,7 +25,7 @@ from typing import Any
 from ..data.datasets import load_cifar10_arrays
 from ..errors import ResourceUnavailableError, first_error_line
 from ..storage import write_json_atomic
-from .experiments import is_complete_metrics
+from .experiments import is_complete_metrics, run_experiment, seed_runs
 from .grid import RUNNER_OWNED, Run, expand_runs, group_folder, shard_runs
 from .notebooks import EXPERIMENT_NOTEBOOK, execute_notebook, stop_running_kernels
 from .parameters import EXPERIMENTS, experiment_settings, profile_parameters
@@ -133,6 +133,15 @@ def _label(group: tuple) -> str:
 def run_notebook(notebook: Path, output: Path, parameters: dict[str, Any], cwd: Path) -> None:
     """The runner's executor: papermill, with a kernel of its own per group."""
     execute_notebook(notebook, output, parameters, cwd=cwd)
+
+
+def run_in_process(notebook: Path, output: Path, parameters: dict[str, Any], cwd: Path) -> None:
+    """An executor without a kernel: what the experiment notebook does for each seed of the group
+    (:func:`~pystatsml_tl.runs.experiments.run_experiment`, outputs into each seed's folder), in this
+    process; it writes no output notebook. For a debugger, and for tests of what a run writes."""
+    params = {name: value for name, value in parameters.items() if name != "seeds"}
+    for seed_params in seed_runs(params, parameters.get("seeds")):
+        run_experiment(seed_params, log_interval=None)
 
 
 class Interrupted(Exception):
