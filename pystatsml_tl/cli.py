@@ -200,7 +200,7 @@ def _main(argv: list[str]) -> int:
         try:
             settings = {name: getattr(args, name) for name in DEFAULT_RECIPE}
             backbone = pretrain(args.arch, args.source, recipe=args.recipe, device=args.device, force=args.force,
-                                **settings)
+                                progress=sys.stderr.isatty(), **settings)  # a bar, or a line per epoch
         except ValueError as error:
             parser.error(str(error))
         except ResourceUnavailableError as error:
