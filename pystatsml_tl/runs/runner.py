@@ -8,7 +8,9 @@ the same output directory skips the runs whose ``metrics.json`` is complete. Ctr
 rebuilds the report from what completed and exits with status 130; the same command resumes.
 
 The notebook executor is a parameter (:func:`execute_plan`'s ``executor``): the runner's grouping,
-skipping, failure records and report do not depend on how a notebook is executed.
+skipping, failure records and report do not depend on how a notebook is executed. Two come with
+it: :func:`run_notebook` (papermill, the default) and :func:`run_in_process` (the notebook's
+steps in this process, no kernel: for a debugger, or a kind registered in this process).
 """
 from __future__ import annotations
 
