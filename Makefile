@@ -27,12 +27,15 @@ browser:  ## Debian's chromium, for the test that opens summary.html in a real b
 run: $(STAMP)  ## all experiments, report in reports/ (PROFILE=smoke|quick|tutorial)
 	$(BIN)/pystatsml-tl run --profile $(PROFILE)
 
-# one pytest session: nbval runs the committed notebooks first, and the lesson's checks in tests/ read
-# the outputs nbval computed, so the lesson executes once
+# one pytest session in TEST_WORKERS processes (pytest-xdist), one thread each: nbval runs the committed
+# notebooks first, and the lesson's checks in tests/ read the outputs nbval computed, so the lesson
+# executes once (tests/conftest.py keeps each notebook and the checks that read it in one worker)
+TEST_WORKERS ?= 2
 test: $(STAMP) browser  ## the linter, then the committed notebooks under nbval and the tests
 	$(BIN)/ruff check .
 	$(BIN)/pystatsml-tl pretrain  # the offline backbone the notebooks use: made once, before nbval compares outputs
-	$(BIN)/python -m pytest --nbval notebooks tests --nbval-sanitize-with tests/nbval_sanitize.cfg --durations=15
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --nbval notebooks tests \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --durations=15
 
 notebooks: $(STAMP)  ## re-execute the committed notebooks with the smoke profile
 	$(BIN)/python -m pystatsml_tl.runs.notebooks

@@ -160,3 +160,24 @@ def smoke_lesson(request, tmp_path_factory):
     output = tmp_path_factory.mktemp("lesson") / "lesson.ipynb"
     execute_notebook(TEACHING_NOTEBOOK, output, {}, cwd=TEACHING_NOTEBOOK.parent)
     return nbformat.read(output, as_version=4)
+
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups into the node ids
+def pytest_collection_modifyitems(config, items):
+    """Under ``pytest -n N --dist loadgroup`` (pytest-xdist), keep in one worker process what must
+    share one: each notebook's cells (one kernel runs them in order), the lesson's checks with the
+    lesson nbval executed (:func:`smoke_lesson`), the users of the one :func:`smoke_report`."""
+    from pystatsml_tl.runs.notebooks import TEACHING_NOTEBOOK
+
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if hasattr(item, "test_outputs"):  # an nbval cell
+            group = item.path.stem
+        elif "smoke_lesson" in fixtures:
+            group = TEACHING_NOTEBOOK.stem
+        elif "smoke_report" in fixtures:
+            group = "smoke_report"
+        else:
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))
