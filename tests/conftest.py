@@ -127,6 +127,11 @@ def smoke_report(tmp_path_factory):
     return out, err.getvalue()
 
 
+def is_nbval_cell(item: pytest.Item) -> bool:
+    """True for a notebook cell that nbval collected (it keeps the outputs it computed in ``test_outputs``)."""
+    return hasattr(item, "test_outputs")
+
+
 def lesson_executed_by_nbval(session: pytest.Session):
     """The teaching notebook with the outputs nbval computed for it earlier in this session
     (``pytest --nbval notebooks tests``: the notebooks' cells are collected, and run, first); None
@@ -134,7 +139,7 @@ def lesson_executed_by_nbval(session: pytest.Session):
     from pystatsml_tl.runs.notebooks import TEACHING_NOTEBOOK
 
     cells = [item for item in session.items
-             if hasattr(item, "test_outputs") and item.path.resolve() == TEACHING_NOTEBOOK.resolve()]
+             if is_nbval_cell(item) and item.path.resolve() == TEACHING_NOTEBOOK.resolve()]
     if not cells:
         return None
     if any(item.test_outputs is None for item in cells):
@@ -162,7 +167,6 @@ def smoke_lesson(request, tmp_path_factory):
     return nbformat.read(output, as_version=4)
 
 
-
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups into the node ids
 def pytest_collection_modifyitems(config, items):
     """Under ``pytest -n N --dist loadgroup`` (pytest-xdist), keep in one worker process what must
@@ -172,7 +176,7 @@ def pytest_collection_modifyitems(config, items):
 
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        if hasattr(item, "test_outputs"):  # an nbval cell
+        if is_nbval_cell(item):
             group = item.path.stem
         elif "smoke_lesson" in fixtures:
             group = TEACHING_NOTEBOOK.stem
