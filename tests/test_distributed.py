@@ -8,12 +8,10 @@ import time
 
 import pytest
 import torch
-from torch import nn
+from ddp_functions import fail_on_rank_one, train_without_batchnorm
 
-from pystatsml_tl.data.loaders import TensorLoader
-from pystatsml_tl.distributed import WorkerFailedError, launch, rank_and_world, rank_batches, wrap
+from pystatsml_tl.distributed import WorkerFailedError, launch, rank_batches
 from pystatsml_tl.runs.experiments import run_experiment
-from pystatsml_tl.training.loop import train_val_model
 
 SMALL = dict(dataset="synthetic", epochs=2, batch_size=20, train_subset=100, test_subset=40, val_fraction=0.2,
              progress=False, device="cpu")
@@ -46,21 +44,6 @@ def test_frozen_extractor_in_two_processes_gives_the_one_process_history(cache_d
     assert torch.allclose(two.model.fc.weight, one.model.fc.weight, atol=1e-5)
 
 
-def train_without_batchnorm():
-    """A model without BatchNorm or dropout, trained on fixed tensors: DDP's averaged gradient of
-    the shared-out batches is the one-process gradient, so the histories must agree."""
-    torch.manual_seed(0)
-    inputs, labels = torch.randn(120, 12), torch.randint(0, 3, (120,))
-    rank, world = rank_and_world()
-    loaders = {split: TensorLoader(inputs[part], labels[part], 20, shuffle=split == "train").shard(rank, world)
-               for split, part in (("train", slice(0, 80)), ("val", slice(80, 120)))}
-    model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    _, losses, accuracies = train_val_model(wrap(model, torch.device("cpu")), nn.CrossEntropyLoss(), optimizer,
-                                            loaders, 3, device="cpu", seed=1, progress=False)
-    return losses, accuracies, [p.detach().clone() for p in model.parameters()]
-
-
 def test_model_without_batchnorm_in_two_processes_gives_the_one_process_history():
     one = train_without_batchnorm()
     two = launch(train_without_batchnorm, 2)
@@ -74,13 +57,6 @@ def test_batchnorm_model_trains_above_chance_in_two_processes(cache_dir):
     result = run_experiment(SMALL | {"experiment": "finetune-adam", "weights": "none", "epochs": 2,
                                      "train_subset": 300, "nproc_per_node": 2}, log_interval=None)
     assert result.test.accuracy > 0.2 and len(result.losses["train"]) == 2
-
-
-def fail_on_rank_one():
-    """Rank 1 fails; rank 0 waits for it in a collective that will never complete."""
-    if rank_and_world()[0] == 1:
-        raise RuntimeError("simulated worker failure")
-    torch.distributed.barrier()
 
 
 def test_a_failing_rank_ends_the_run_with_its_rank_and_error_in_bounded_time():

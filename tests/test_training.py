@@ -198,9 +198,9 @@ def test_evaluate_returns_predictions_in_loader_order():
 
 
 def test_training_from_scratch_learns_the_synthetic_task():
-    data = load_data("synthetic", batch_size=50, train_subset=1000, test_subset=300, val_fraction=0.1, seed=0)
+    data = load_data("synthetic", batch_size=20, train_subset=300, test_subset=300, val_fraction=0.1, seed=0)
     model = make_model("resnet18", weights="none", seed=0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model, _, accuracies = train_val_model(model, nn.CrossEntropyLoss(), optimizer, data, 3, device="cpu", seed=0,
+    model, _, accuracies = train_val_model(model, nn.CrossEntropyLoss(), optimizer, data, 2, device="cpu", seed=0,
                                            progress=False)
     assert max(accuracies["test"]) >= 0.3  # chance is 0.1
