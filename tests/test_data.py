@@ -129,6 +129,17 @@ def test_image_folder(image_folder):
     assert x.shape == (8, 3, 24, 24) and y.dtype == torch.long
 
 
+def test_evaluation_batches_are_at_least_eval_batch_size_and_training_keeps_its_own(image_folder):
+    from pystatsml_tl.data.datasets import EVAL_BATCH_SIZE
+
+    for dataset in ("synthetic", str(image_folder)):
+        small = load_data(dataset, batch_size=5, train_subset=30, test_subset=20, val_fraction=0.2)
+        assert small["train"].batch_size == 5
+        assert small["val"].batch_size == small["test"].batch_size == EVAL_BATCH_SIZE
+        large = load_data(dataset, batch_size=EVAL_BATCH_SIZE + 20, train_subset=30, test_subset=20)
+        assert {large[split].batch_size for split in large} == {EVAL_BATCH_SIZE + 20}
+
+
 def test_image_folder_errors(image_folder, tmp_path):
     (tmp_path / "flat" / "train").mkdir(parents=True)
     (tmp_path / "flat" / "test").mkdir()

@@ -37,9 +37,10 @@ batch 5, a ResNet18 at 32 px spends most of each pass on fixed costs), and in ev
 predictions do not depend on how the images are batched."""
 
 
-def evaluation_batch_size(batch_size: int) -> int:
-    """The batch size of the validation and test loaders for training batches of ``batch_size``."""
-    return max(batch_size, EVAL_BATCH_SIZE)
+def split_batch_size(split: str, batch_size: int) -> int:
+    """The batch size of ``split``'s loader: ``batch_size`` for ``train``, at least
+    :data:`EVAL_BATCH_SIZE` for ``val`` and ``test``."""
+    return batch_size if split == "train" else max(batch_size, EVAL_BATCH_SIZE)
 
 
 class DataLoaders(dict):
@@ -177,10 +178,9 @@ def _tensor_loaders(datasets: dict[str, ImageArrayDataset], name: str, batch_siz
     loaders = {}
     for split, (base, index) in positions.items():
         ds = base.subset(index)
-        batch = batch_size if split == "train" else evaluation_batch_size(batch_size)
-        loaders[split] = TensorLoader(ds.images, torch.as_tensor(ds.targets), batch, shuffle=split == "train",
-                                      transform=transform, train=split == "train", device=device, dataset=ds,
-                                      origin=(base, index))
+        loaders[split] = TensorLoader(ds.images, torch.as_tensor(ds.targets), split_batch_size(split, batch_size),
+                                      shuffle=split == "train", transform=transform, train=split == "train",
+                                      device=device, dataset=ds, origin=(base, index))
     return DataLoaders(loaders, train.classes, name, image_set_fingerprint(train, test))
 
 
@@ -233,8 +233,7 @@ def _image_folder_loaders(root: Path, batch_size: int, val_fraction: float, trai
     test_index = subset_indices(len(test_set), test_subset, seed + 1)
     splits["test"] = test_set if test_index is None else torch.utils.data.Subset(test_set, test_index.tolist())
     loaders = {
-        split: torch.utils.data.DataLoader(ds, batch_size=batch_size if split == "train" else
-                                           evaluation_batch_size(batch_size), shuffle=split == "train",
+        split: torch.utils.data.DataLoader(ds, batch_size=split_batch_size(split, batch_size), shuffle=split == "train",
                                            num_workers=num_workers, pin_memory=device.type == "cuda",
                                            persistent_workers=num_workers > 0)
         for split, ds in splits.items()
