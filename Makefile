@@ -33,7 +33,7 @@ run: $(STAMP)  ## all experiments, report in reports/ (PROFILE=smoke|quick|tutor
 TEST_WORKERS ?= 2
 test: $(STAMP) browser  ## the linter, then the committed notebooks under nbval and the tests
 	$(BIN)/ruff check .
-	$(BIN)/pystatsml-tl pretrain  # the offline backbone the notebooks use: made once, before nbval compares outputs
+	$(BIN)/pystatsml-tl pretrain  # the offline backbone the notebooks use, from the package's bundle: in the cache before nbval compares outputs
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --nbval notebooks tests \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --durations=15
 

@@ -119,7 +119,7 @@ def pretrained_model(arch: str = "resnet18", weights: str = "imagenet", *, progr
 
     ``weights``: ``imagenet`` (torchvision's default weights, through its cache and download, as
     ``resnet18(weights=ResNet18_Weights.DEFAULT)``), ``none`` (random init), ``synthetic`` (the
-    offline backbone pretrained on formula-drawn images, made on first use) or the path of a saved
+    offline backbone pretrained on formula-drawn images, shipped with the package) or the path of a saved
     state dict. Seed torch first for a reproducible random init.
     """
     check_arch(arch)

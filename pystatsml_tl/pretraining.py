@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__
+from . import __version__, bundles
 from .backbones import check_arch, read_state_dict
 from .data import formulas
 from .data.datasets import load_data
@@ -37,8 +37,9 @@ BUILTIN_SOURCES = ("fractals", "synthetic-source", "cifar10")
 DEFAULT_RECIPE: dict[str, Any] = {"epochs": 5, "batch_size": 64, "lr": 2e-3, "weight_decay": 0.05,
                                   "train_size": 10_000, "test_size": 1_000, "seed": 0, "keep_blocks": 4}
 """Settings of the default offline backbone: AdamW with a one-cycle schedule and label smoothing,
-about three minutes on 2 CPU cores. ``keep_blocks``: blocks kept from the stem on (4 = the stem
-and ``layer1`` to ``layer3`` of a ResNet); the others are re-initialised."""
+about eight minutes on 2 CPU cores (the package ships the result: :mod:`~pystatsml_tl.bundles`).
+``keep_blocks``: blocks kept from the stem on (4 = the stem and ``layer1`` to ``layer3`` of a
+ResNet); the others are re-initialised."""
 RECIPES: dict[str, dict[str, Any]] = {
     "default": DEFAULT_RECIPE,
     "long": DEFAULT_RECIPE | {"epochs": 30, "batch_size": 256, "lr": 4e-3, "train_size": 100_000,
@@ -128,7 +129,8 @@ def pretrain(arch: str = "resnet18", source: str = DEFAULT_SOURCE, *, recipe: st
     ``test_size``, ``seed``, ``keep_blocks``) override them. The state dict and a JSON card (arch,
     source and its generator, classes, settings, kept blocks, source accuracy, package version)
     are written atomically into the cache directory; a later call with the same key finds them and
-    returns at once (``force=True`` retrains).
+    returns at once (``force=True`` retrains). A key the package ships a bundle of (the default
+    backbone, :mod:`~pystatsml_tl.bundles`) is installed from it instead of trained.
     """
     check_arch(arch)
     chosen = pretraining_recipe(recipe, **settings)
@@ -138,6 +140,8 @@ def pretrain(arch: str = "resnet18", source: str = DEFAULT_SOURCE, *, recipe: st
     with file_lock(path.with_suffix(".lock")):  # a second process waits, then reuses what the first saved
         if not force and (card := load_card(path)) is not None:
             return PretrainedBackbone(path, card)
+        if not force and (installed := install_bundle(path)) is not None:
+            return installed
         return _pretrain_and_save(arch, source, chosen, path, data_dir, device, progress)
 
 
@@ -145,16 +149,57 @@ def reinitialize_after(model: nn.Module, arch: str, keep_blocks: int, seed: int)
     """Put every block of ``model`` after its first ``keep_blocks`` (see
     :func:`~pystatsml_tl.training.recipes.parameter_blocks`) back to seeded random weights, buffers
     included. Returns the names of the kept and of the re-initialised blocks (the head aside)."""
-    import torchvision
-
     names = [name for name, _ in parameter_blocks(model)][:-1]
     kept, reset = names[:keep_blocks], names[keep_blocks:]
-    torch.manual_seed(seed)
-    fresh = torchvision.models.get_model(arch, weights=None, num_classes=10).state_dict()
+    fresh = _seeded_initial_state(arch, seed)
     for key, value in model.state_dict().items():
         if key in fresh and fresh[key].shape == value.shape and not key.startswith(_prefixes(kept)):
             value.copy_(fresh[key])
     return kept, reset
+
+
+def _seeded_initial_state(arch: str, seed: int) -> dict[str, torch.Tensor]:
+    import torchvision
+
+    torch.manual_seed(seed)
+    return torchvision.models.get_model(arch, weights=None, num_classes=10).state_dict()
+
+
+def _redraw_seed(card: dict[str, Any]) -> int:
+    return card["seed"] + 1  # the seed of the blocks put back to random weights after pretraining
+
+
+def install_bundle(path: Path) -> PretrainedBackbone | None:
+    """Rebuild the package's bundle of ``path``'s key (its learned tensors, the rest drawn again
+    from the card's seed) and save it with its card at ``path``. None when the package has no
+    bundle of that key, or when the rebuilt state dict is not the one bundled (another torch may
+    draw other random weights): the caller then pretrains."""
+    found = bundles.find_bundle(path.stem)
+    if found is None:
+        return None
+    learned, card = found
+    fresh = _seeded_initial_state(card["arch"], _redraw_seed(card))
+    state = {name: learned.get(name, fresh[name]) for name in fresh}
+    if set(state) != set(learned) | set(card["redrawn"]) or bundles.state_digest(state) != card["state_digest"]:
+        print(f"The bundled backbone {path.stem} does not rebuild exactly with torch {torch.__version__}; "
+              "pretraining it instead", file=sys.stderr)
+        return None
+    torch_save_atomic(state, path)
+    card = card | {"bundled": True}
+    write_json_atomic(path.with_suffix(".json"), card)
+    print(f"Installed the offline backbone bundled with the package at {path}", file=sys.stderr)
+    return PretrainedBackbone(path, card)
+
+
+def bundle_backbone(backbone: PretrainedBackbone, folder: str | os.PathLike | None = None) -> Path:
+    """Write ``backbone`` as a bundle into ``folder`` (default: the package's own): the tensors that
+    equal the seeded draw of its re-initialised blocks are left out, to be drawn again on install."""
+    state = read_state_dict(backbone.path)
+    fresh = _seeded_initial_state(backbone.card["arch"], _redraw_seed(backbone.card))
+    redrawn = [name for name, tensor in state.items()
+               if name in fresh and fresh[name].shape == tensor.shape and torch.equal(fresh[name], tensor)]
+    card = {name: value for name, value in backbone.card.items() if name != "bundled"}
+    return bundles.write_bundle(state, card, redrawn, folder)
 
 
 def _prefixes(blocks: list[str]) -> tuple[str, ...]:
@@ -207,7 +252,7 @@ def _pretrain_and_save(arch: str, source: str, recipe: dict[str, Any], path: Pat
                                            recipe["epochs"], scheduler, log_interval=1, device=device,
                                            seed=recipe["seed"], progress=progress,
                                            scheduler_interval=scheduler_interval("onecycle"))
-    kept, reset = reinitialize_after(model, arch, recipe["keep_blocks"], recipe["seed"] + 1)
+    kept, reset = reinitialize_after(model, arch, recipe["keep_blocks"], _redraw_seed(recipe))
     recalibrate_batchnorm(model, reset, data["train"])
     card = {"arch": arch, "source": _source_name(source), **source_settings(source), "class_names": data.classes,
             **recipe, "kept_blocks": kept, "reinitialized_blocks": reset,
@@ -220,5 +265,6 @@ def _pretrain_and_save(arch: str, source: str, recipe: dict[str, Any], path: Pat
 
 
 def pretrained_backbone_path(arch: str = "resnet18", progress: bool = True) -> Path:
-    """Path of the default offline backbone for ``arch`` (weights="synthetic"), pretraining it on first use."""
+    """Path of the default offline backbone for ``arch`` (weights="synthetic"), installed from its bundle or
+    pretrained on first use."""
     return pretrain(arch, DEFAULT_SOURCE, progress=progress).path

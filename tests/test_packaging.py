@@ -1,4 +1,4 @@
-"""The wheel carries the notebooks, and an installed copy runs from outside the repository."""
+"""The wheel carries the notebooks and the offline backbone, and an installed copy runs from outside the repository."""
 import os
 import subprocess
 import sys
@@ -12,7 +12,7 @@ from pystatsml_tl.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_wheel_holds_the_notebooks_and_runs_outside_the_checkout(tmp_path):
+def test_wheel_holds_the_notebooks_and_the_backbone_and_runs_outside_the_checkout(tmp_path):
     # the build backend installed with the test dependencies: no isolated environment to fill first
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                     str(tmp_path / "dist"), str(ROOT)], check=True, cwd=tmp_path)
@@ -20,12 +20,13 @@ def test_wheel_holds_the_notebooks_and_runs_outside_the_checkout(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert {"pystatsml_tl/bundled_notebooks/experiment.ipynb",
             "pystatsml_tl/bundled_notebooks/transfer_learning.ipynb"} <= set(names)
+    assert any(name.startswith("pystatsml_tl/bundled_weights/resnet18-fractals-") for name in names)
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = dict(os.environ, PYTHONPATH=str(target))
+    env = dict(os.environ, PYTHONPATH=str(target), PYSTATSML_TL_CACHE=str(tmp_path / "empty-cache"))
 
     def command(*args):
         return subprocess.run([sys.executable, "-m", "pystatsml_tl", *args], cwd=elsewhere, env=env,
@@ -40,6 +41,7 @@ def test_wheel_holds_the_notebooks_and_runs_outside_the_checkout(tmp_path):
                    "--set", "epochs=1", "--set", "train_subset=100", "--set", "test_subset=50",
                    "--output-dir", "report")
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "Installed the offline backbone bundled with the package" in done.stderr  # not pretrained first
     assert (elsewhere / "report" / "extractor-adam" / "seed-0" / "metrics.json").is_file()
     copied = command("notebooks", "mine")
     assert copied.returncode == 0 and sorted(p.name for p in (elsewhere / "mine").iterdir()) == [

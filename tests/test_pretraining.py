@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchvision
 
-from pystatsml_tl import make_model, pretrain, profile_parameters
+from pystatsml_tl import bundles, make_model, pretrain, profile_parameters
 from pystatsml_tl import pretraining as pretraining_module
 from pystatsml_tl.cli import main
 from pystatsml_tl.data import formulas
@@ -77,6 +77,50 @@ def test_pretrain_command_and_bad_recipe(cache_dir, capsys):
     with pytest.raises(SystemExit):
         main(["pretrain", "--keep-blocks", "0"])
     assert "keep_blocks=0: expected a positive integer" in capsys.readouterr().err
+
+
+def _never_pretrain(*args, **kwargs):
+    raise AssertionError("pretrained instead of installed from the bundle")
+
+
+def test_the_default_backbone_installs_from_its_bundle_into_an_empty_cache(cache_dir, monkeypatch, capsys):
+    monkeypatch.setattr(pretraining_module, "train_val_model", _never_pretrain)
+    backbone = pretrain("resnet18", progress=False)
+    assert backbone.path.parent == cache_dir / "pretrained" and backbone.card["bundled"]
+    assert "Installed the offline backbone bundled with the package" in capsys.readouterr().err
+    state = torch.load(backbone.path, weights_only=True)
+    learned, card = bundles.find_bundle(backbone.path.stem)
+    assert bundles.state_digest(state) == card["state_digest"] == backbone.card["state_digest"]
+    assert all(torch.equal(state[name], tensor) for name, tensor in learned.items())  # stem to layer3, fc
+    assert card["redrawn"] and all(name.startswith("layer4.") for name in card["redrawn"])
+    assert card["source_test_acc"] > 0.5 and card["kept_blocks"] == ["conv1+bn1", "layer1", "layer2", "layer3"]
+    torch.manual_seed(card["seed"] + 1)
+    fresh = torchvision.models.resnet18(num_classes=10).state_dict()
+    assert torch.equal(state["layer4.1.conv2.weight"], fresh["layer4.1.conv2.weight"])  # drawn again from its seed
+    assert not torch.equal(state["layer4.0.bn1.running_var"], fresh["layer4.0.bn1.running_var"])  # kept: measured
+    assert pretrain("resnet18", progress=False).card == backbone.card  # found in the cache the next time
+    assert capsys.readouterr().err == ""
+
+
+def test_a_bundle_rebuilds_its_backbone_and_one_that_does_not_is_pretrained_again(cache_dir, tmp_path, monkeypatch,
+                                                                                  capsys):
+    trained = pretrain("resnet18", progress=False, **TINY)
+    original = torch.load(trained.path, weights_only=True)
+    monkeypatch.setattr(bundles, "BUNDLE_DIR", tmp_path / "bundles")
+    bundle = pretraining_module.bundle_backbone(trained)
+    assert bundle.parent == tmp_path / "bundles" and bundle.stat().st_size < trained.path.stat().st_size / 3
+    trained.path.unlink()
+    with monkeypatch.context() as patch:
+        patch.setattr(pretraining_module, "train_val_model", _never_pretrain)
+        installed = pretrain("resnet18", progress=False, **TINY)
+    rebuilt = torch.load(installed.path, weights_only=True)
+    assert list(rebuilt) == list(original) and all(torch.equal(rebuilt[k], original[k]) for k in original)
+    card = json.loads(bundle.with_suffix(".json").read_text())
+    bundle.with_suffix(".json").write_text(json.dumps(card | {"state_digest": "0" * 32}))
+    installed.path.unlink()
+    capsys.readouterr()
+    again = pretrain("resnet18", progress=False, **TINY)
+    assert "does not rebuild exactly" in capsys.readouterr().err and "bundled" not in again.card
 
 
 def test_pretrained_backbone_transfers_to_the_synthetic_target():
