@@ -196,7 +196,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--which", default="extractor,bf16,finetune",
                         help="comma-separated among extractor (with the floor), command (both extractor "
-                             "experiments through pystatsml-tl run), bf16, finetune")
+                             "experiments through pystatsml-tl run), bf16 (the package's extractor, and "
+                             "with finetune its fine-tuning, in precision=bf16), finetune")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement (default 3)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -248,6 +249,8 @@ def main() -> None:
                 for procedure in ("tutorial", "package"):
                     config = base | sizes | {"procedure": procedure, "strategy": "finetune", "optimizer": "sgd"}
                     measure(f"{procedure} finetune-sgd", config, cache_dir)
+                if "bf16" in args.which:
+                    measure("package finetune-sgd bf16", config | {"precision": "bf16"}, cache_dir)
     print_table(runs)
 
 
@@ -292,6 +295,9 @@ def print_table(runs: dict[str, list[dict]]) -> None:
     if "tutorial finetune-sgd" in median:
         print(f"fine-tuning: the package is {ratio(['tutorial finetune-sgd'], ['package finetune-sgd']):.2f}x the "
               "tutorial's speed (per epoch, same images)")
+        if "package finetune-sgd bf16" in median:
+            bf16 = ratio(["tutorial finetune-sgd"], ["package finetune-sgd bf16"])
+            print(f"fine-tuning with precision=bf16: {bf16:.2f}x the tutorial's speed")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ images of the timed batches per second (one untimed batch first, for the one-tim
   channels-last), with ``precision`` fp32 or bf16 (autocast, weights and optimizer state fp32);
 - ``floor ...``: forward, loss, backward and step on batches already in memory, normalized and
   in the layout named, nothing else: NCHW or channels-last (NHWC), fp32 or bf16 autocast, and
-  with ``--compile`` the channels-last fp32 model under ``torch.compile`` (its compile time is
-  printed apart, not counted in the row) and SGD with ``fused=True``.
+  with ``--compile`` the channels-last model under ``torch.compile`` in each precision measured (its
+  compile time is printed apart, not counted in the row) and SGD with ``fused=True``.
 
 Rows are interleaved: each repeat runs every row once, so a drift of the machine's speed reaches
 every row alike; the table gives the minimum and the median images/s of the repeats, and the
@@ -25,12 +25,11 @@ ratios of the medians to the tutorial's loop and to the fp32 channels-last floor
 from __future__ import annotations
 
 import argparse
-import platform
+import functools
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torchvision
@@ -39,14 +38,15 @@ from torch import nn
 from torchvision import transforms
 
 from pystatsml_tl.data.datasets import load_data
-from pystatsml_tl.precision import BF16_CPU_FLAGS, auto_precision, cpu_flags
+from pystatsml_tl.precision import BF16_CPU_FLAGS, auto_precision, capability, cpu_flags
+from pystatsml_tl.provenance import cpu_model
 from pystatsml_tl.training.loop import run_epoch
 
-BATCHES = {32: (100, 6), 128: (50, 3), 224: (16, 3)}
+BATCHES = {32: (100, 20), 128: (50, 6), 224: (16, 6)}
 """Image size -> (batch size, timed batches per measurement)."""
 FLAGS = ("avx2", "avx512f", *BF16_CPU_FLAGS, "amx_tile")
-COMPILED: dict[int, nn.Module] = {}
-"""Image size -> ResNet18 under torch.compile, compiled once by :func:`compile_seconds`."""
+COMPILED: dict[tuple[int, str], nn.Module] = {}
+"""(image size, precision) -> ResNet18 under torch.compile, compiled once by :func:`compile_seconds`."""
 
 
 def resnet18(seed: int = 0) -> nn.Module:
@@ -120,7 +120,7 @@ def floor_row(size: int, batch: int, count: int, layout: str, precision: str, co
     gen = torch.Generator().manual_seed(0)
     batches = [(torch.randn(batch, 3, size, size, generator=gen).contiguous(memory_format=memory_format),
                 torch.randint(0, 10, (batch,), generator=gen)) for _ in range(count + 1)]
-    model = COMPILED[size] if compiled else resnet18().to(memory_format=memory_format)
+    model = COMPILED[size, precision] if compiled else resnet18().to(memory_format=memory_format)
     optimizer = sgd(model, fused=fused)
     model.train()
     started = None
@@ -152,30 +152,23 @@ def rows(size: int, compile_: bool, precisions: tuple[str, ...] = ("fp32", "bf16
         found = {name: row for name, row in found.items() if "bf16" not in name}
     if compile_:
         found["floor fp32 NHWC fused SGD"] = lambda: floor_row(size, batch, count, "NHWC", "fp32", fused=True)
-        found["floor fp32 NHWC compiled"] = lambda: floor_row(size, batch, count, "NHWC", "fp32", compiled=True)
+        for precision in precisions:
+            found[f"floor {precision} NHWC compiled"] = functools.partial(floor_row, size, batch, count, "NHWC",
+                                                                          precision, compiled=True)
     return found
 
 
-def cpu_model() -> str:
-    """The CPU's model name."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def compile_seconds(size: int) -> float:
-    """Seconds ``torch.compile`` takes for ResNet18's first training step at ``size``."""
+def compile_seconds(size: int, precision: str) -> float:
+    """Seconds ``torch.compile`` takes for ResNet18's first training step at ``size`` in ``precision``."""
     batch, _ = BATCHES[size]
     model = resnet18().to(memory_format=torch.channels_last).train()
     compiled = torch.compile(model)
     x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
     started = time.perf_counter()
-    nn.functional.cross_entropy(compiled(x), torch.zeros(batch, dtype=torch.long)).backward()
-    COMPILED[size] = compiled
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        loss = nn.functional.cross_entropy(compiled(x), torch.zeros(batch, dtype=torch.long))
+    loss.backward()
+    COMPILED[size, precision] = compiled
     return time.perf_counter() - started
 
 
@@ -196,12 +189,14 @@ def main() -> None:
         parser.error(f"--sizes: expected some of {', '.join(map(str, BATCHES))}; --repeats: a positive integer")
     flags = cpu_flags()
     print(f"CPU: {cpu_model()}; flags: {', '.join(f for f in FLAGS if f in flags) or 'none of ' + ', '.join(FLAGS)}; "
-          f"{torch.get_num_threads()} threads; torch {torch.__version__}; precision auto -> "
-          f"{auto_precision(torch.device('cpu'))}")
+          f"{torch.get_num_threads()} threads; torch {torch.__version__}; capability "
+          f"{capability(torch.device('cpu'))}, precision auto -> {auto_precision(torch.device('cpu'))}")
     for size in sizes:
         batch, count = BATCHES[size]
         if args.compile:
-            print(f"{size} px: torch.compile's first step took {compile_seconds(size):.1f} s (not in the rows)")
+            for precision in precisions:
+                print(f"{size} px: torch.compile's first step in {precision} took "
+                      f"{compile_seconds(size, precision):.1f} s (not in the rows)")
         measured = rows(size, args.compile, precisions)
         speeds: dict[str, list[float]] = {name: [] for name in measured}
         for repeat in range(args.repeats):

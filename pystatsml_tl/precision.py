@@ -1,17 +1,17 @@
-"""The arithmetic a network runs in: fp32, or bfloat16 autocast where the hardware has bf16 units.
+"""The arithmetic a network runs in: fp32, or bfloat16 autocast where the hardware runs it faster.
 
-``auto`` picks per device: bf16 on CUDA (what training on GPUs always used), fp32 on CPUs. On
-CPUs bf16 is selectable; ``benchmarks/README.md`` has the measurements per capability: without
-bf16 units (AVX2 only) bf16 training runs emulated at a seventh of fp32's speed; with AMX, bf16
-extraction measured no faster; with AVX-512 BF16 and no AMX, a side-by-side ResNet18 step ran
-1.31x faster at 32 px and 1.85x at 128 px, the candidate for bf16 by default once
-``benchmarks/training.py`` has run on such a CPU (:data:`BF16_CPU_FLAGS` names the capability it
-prints). Under autocast the weights, gradients and optimizer state stay fp32: only the matrix
-products and convolutions run in bfloat16.
+``auto`` picks per capability, from the measurements in ``benchmarks/README.md`` (training and
+extraction, side by side with fp32, accuracy over paired seeds): bf16 on CUDA and on CPUs with
+AVX-512 BF16 instructions and no AMX (ResNet18 training 1.2x faster at 32 px and 1.9x at 128 px
+there, extraction faster too); fp32 on CPUs with AMX (bf16 extraction measured no faster) and on
+CPUs without bf16 units (bf16 runs emulated, at a seventh of fp32's speed). Under autocast the
+weights, gradients and optimizer state stay fp32: only the matrix products and convolutions run
+in bfloat16. ``fp32`` and ``bf16`` are selectable everywhere.
 """
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -22,6 +22,8 @@ from .checks import one_of
 PRECISIONS = ("auto", "fp32", "bf16")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 """The CPU flags of bfloat16 units (AVX-512 BF16 instructions, AMX tiles), reported by the benchmarks."""
+AUTO_PRECISION = {"cuda": "bf16", "avx512_bf16": "bf16", "amx": "fp32", "no bf16 units": "fp32"}
+"""What ``auto`` means on each capability (:func:`capability`), as measured in ``benchmarks/README.md``."""
 
 
 def check_precision(precision: str) -> None:
@@ -40,9 +42,22 @@ def cpu_flags() -> frozenset[str]:
     return frozenset(line.partition(":")[2].split())
 
 
+def cpu_capability(flags: Iterable[str]) -> str:
+    """The bf16 units among a CPU's ``flags``: ``amx``, ``avx512_bf16`` or ``no bf16 units``."""
+    flags = set(flags)
+    if "amx_bf16" in flags:
+        return "amx"
+    return "avx512_bf16" if "avx512_bf16" in flags else "no bf16 units"
+
+
+def capability(device: torch.device) -> str:
+    """``cuda`` for a CUDA device, else the bf16 units of this machine's CPU (:func:`cpu_capability`)."""
+    return "cuda" if device.type == "cuda" else cpu_capability(cpu_flags())
+
+
 def auto_precision(device: torch.device) -> str:
-    """The precision ``auto`` means on ``device``: bf16 on CUDA, fp32 on CPUs."""
-    return "bf16" if device.type == "cuda" else "fp32"
+    """The precision ``auto`` means on ``device``: :data:`AUTO_PRECISION` of its :func:`capability`."""
+    return AUTO_PRECISION[capability(device)]
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

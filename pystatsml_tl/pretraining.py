@@ -27,6 +27,7 @@ from . import __version__, bundles
 from .backbones import check_arch, read_state_dict
 from .data import formulas
 from .data.datasets import load_data
+from .devices import resolve_device
 from .storage import cache_dir as resolve_cache_dir
 from .storage import file_lock, torch_save_atomic, write_json_atomic
 from .training.loop import best_epoch, train_val_model
@@ -232,6 +233,12 @@ def recalibrate_batchnorm(model: nn.Module, blocks: list[str], loader, max_image
         m.momentum = momentum
 
 
+def pretraining_precision(device: str | torch.device) -> str:
+    """The arithmetic of pretraining: fp32 on CPUs, where the bundled backbone was trained in fp32
+    (whatever ``precision=auto`` picks for fine-tuning there); ``auto`` (bf16) on CUDA."""
+    return "auto" if resolve_device(device).type == "cuda" else "fp32"
+
+
 def _pretrain_and_save(arch: str, source: str, recipe: dict[str, Any], path: Path, data_dir, device: str,
                        progress: bool) -> PretrainedBackbone:
     data = load_data(source, data_dir=data_dir, batch_size=recipe["batch_size"], val_fraction=0.0,
@@ -251,7 +258,8 @@ def _pretrain_and_save(arch: str, source: str, recipe: dict[str, Any], path: Pat
     model, _, accuracies = train_val_model(model, nn.CrossEntropyLoss(label_smoothing=0.1), optimizer, data,
                                            recipe["epochs"], scheduler, log_interval=1, device=device,
                                            seed=recipe["seed"], progress=progress,
-                                           scheduler_interval=scheduler_interval("onecycle"))
+                                           scheduler_interval=scheduler_interval("onecycle"),
+                                           precision=pretraining_precision(device))
     kept, reset = reinitialize_after(model, arch, recipe["keep_blocks"], _redraw_seed(recipe))
     recalibrate_batchnorm(model, reset, data["train"])
     card = {"arch": arch, "source": _source_name(source), **source_settings(source), "class_names": data.classes,

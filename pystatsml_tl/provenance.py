@@ -16,6 +16,7 @@ import torch
 import torchvision
 
 from . import __version__
+from .precision import cpu_capability, cpu_flags
 
 CONSTRAINTS_FILE = Path(__file__).resolve().parents[1] / ".ci" / "constraints.txt"
 """The pinned versions ``make install`` installs with (``make constraints`` rewrites it)."""
@@ -65,18 +66,20 @@ def versions() -> dict[str, str]:
 
 
 def provenance() -> dict[str, str | int]:
-    """Date and time (UTC), host, CPU model and threads, GPU (or none), versions, git commit and the
-    constraints file's fingerprint."""
+    """Date and time (UTC), host, CPU model, its bf16 units and threads, GPU (or none), versions, git
+    commit and the constraints file's fingerprint."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-            "host": socket.gethostname(), "cpu": cpu_model(), "cpu_threads": torch.get_num_threads(),
+            "host": socket.gethostname(), "cpu": cpu_model(),
+            "cpu_bf16_units": cpu_capability(cpu_flags()), "cpu_threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count() or 0, "gpu": gpu, "git_commit": git_commit(),
             "constraints": constraints_fingerprint(), **versions()}
 
 
 def provenance_line(record: dict[str, str | int]) -> str:
     """:func:`provenance` as one readable line."""
-    return (f"{record['date']} on {record['host']}: {record['cpu']} ({record['cpu_threads']} threads), GPU "
+    return (f"{record['date']} on {record['host']}: {record['cpu']} ({record['cpu_threads']} threads, bf16 units: "
+            f"{record.get('cpu_bf16_units', 'not recorded')}), GPU "
             f"{record['gpu']}; pystatsml-tl {record['pystatsml_tl']} (commit {record['git_commit']}), torch "
             f"{record['torch']}, torchvision {record['torchvision']}, numpy {record['numpy']}, Python "
             f"{record['python']}; constraints {record.get('constraints', 'not recorded')}")

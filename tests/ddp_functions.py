@@ -9,8 +9,9 @@ from pystatsml_tl.training.loop import train_val_model
 
 
 def train_without_batchnorm():
-    """A model without BatchNorm or dropout, trained on fixed tensors: DDP's averaged gradient of
-    the shared-out batches is the one-process gradient, so the histories must agree."""
+    """A model without BatchNorm or dropout, trained on fixed tensors in fp32: DDP's averaged
+    gradient of the shared-out batches is the one-process gradient, so the histories must agree
+    (up to fp32 rounding; bf16 would round each half-batch apart)."""
     torch.manual_seed(0)
     inputs, labels = torch.randn(120, 12), torch.randint(0, 3, (120,))
     rank, world = rank_and_world()
@@ -19,7 +20,8 @@ def train_without_batchnorm():
     model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     _, losses, accuracies = train_val_model(wrap(model, torch.device("cpu")), nn.CrossEntropyLoss(), optimizer,
-                                            loaders, 3, device="cpu", seed=1, progress=False)
+                                            loaders, 3, device="cpu", seed=1, progress=False,
+                                            precision="fp32")
     return losses, accuracies, [p.detach().clone() for p in model.parameters()]
 
 

@@ -54,8 +54,10 @@ def test_model_without_batchnorm_in_two_processes_gives_the_one_process_history(
 
 
 def test_batchnorm_model_trains_above_chance_in_two_processes(cache_dir):
+    # fp32: the threshold was set on fp32 arithmetic (bf16 under two processes: the extractor test above)
     result = run_experiment(SMALL | {"experiment": "finetune-adam", "weights": "none", "epochs": 2,
-                                     "train_subset": 300, "nproc_per_node": 2}, log_interval=None)
+                                     "train_subset": 300, "nproc_per_node": 2, "precision": "fp32"},
+                            log_interval=None)
     assert result.test.accuracy > 0.2 and len(result.losses["train"]) == 2
 
 

@@ -20,17 +20,18 @@ def train_head(model, loaders, seed=0):
 
 
 def test_cached_features_train_the_same_head_as_the_full_network(cache_dir):
+    # both in fp32, whatever auto picks here: equal up to float rounding is a claim about fp32
     data = small_data()
     full = make_model("resnet18", weights="none", strategy="extractor", seed=1)
     optimizer = torch.optim.SGD(full.fc.parameters(), lr=0.01, momentum=0.9)
     _, full_losses, full_acc = train_val_model(full, nn.CrossEntropyLoss(), optimizer, data, 3, device="cpu",
-                                               seed=0, progress=False)
+                                               seed=0, progress=False, precision="fp32")
     cached = make_model("resnet18", weights="none", strategy="extractor", seed=1)
-    loaders, info = cached_feature_loaders(cached, data, device="cpu")
+    loaders, info = cached_feature_loaders(cached, data, device="cpu", precision="fp32")
     assert not info.reused and info.bytes > 0
     optimizer = torch.optim.SGD(cached.fc.parameters(), lr=0.01, momentum=0.9)
     _, losses, acc = train_val_model(cached.fc, nn.CrossEntropyLoss(), optimizer, loaders, 3, device="cpu", seed=0,
-                                     progress=False)
+                                     progress=False, precision="fp32")
     for phase in full_losses:
         assert losses[phase] == pytest.approx(full_losses[phase], rel=1e-4, abs=1e-5)
         assert acc[phase] == pytest.approx(full_acc[phase], abs=1 / 40)
@@ -127,7 +128,7 @@ def test_every_seed_and_split_of_one_image_set_shares_one_entry(cache_dir, fake_
 def test_bf16_features_are_close_to_fp32_and_cached_apart(cache_dir):
     data = small_data()
     model = make_model("resnet18", weights="none", strategy="extractor", seed=1)
-    fp32, info32 = cached_feature_loaders(model, data, device="cpu")
+    fp32, info32 = cached_feature_loaders(model, data, device="cpu", precision="fp32")
     bf16, info16 = cached_feature_loaders(model, data, device="cpu", precision="bf16")
     assert info16.computed == info32.computed and set(info16.paths).isdisjoint(info32.paths)
     for split in fp32:

@@ -5,16 +5,29 @@ from fakes import small_cnn
 from torch import nn
 
 from pystatsml_tl import load_data, train_val_model
+from pystatsml_tl import precision as precision_module
 from pystatsml_tl.precision import auto_precision, resolve_precision
+from pystatsml_tl.pretraining import pretraining_precision
 from pystatsml_tl.training.loop import epoch_seed
 
 
-def test_auto_is_bf16_on_cuda_fp32_on_cpus_and_bad_names_are_refused():
+@pytest.mark.parametrize(("flags", "expected"), [
+    ({"avx2", "avx512f"}, "fp32"),  # no bf16 units: bf16 runs emulated, slower
+    ({"avx2", "avx512f", "avx512_bf16"}, "bf16"),  # AVX-512 BF16 without AMX: bf16 measured faster
+    ({"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}, "fp32"),  # AMX: bf16 extraction measured no faster
+    (set(), "fp32"),  # flags unknown
+])
+def test_auto_picks_by_the_cpus_bf16_units_and_bad_names_are_refused(monkeypatch, flags, expected):
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset(flags))
+    assert resolve_precision("auto", torch.device("cpu")) == expected
     assert auto_precision(torch.device("cuda")) == "bf16"  # as the loop always trained on GPUs
-    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    assert resolve_precision("fp32", torch.device("cuda")) == "fp32"
     with pytest.raises(ValueError, match=r"^precision='fp16': expected auto \| fp32 \| bf16$"):
         resolve_precision("fp16", torch.device("cpu"))
+
+
+def test_a_bad_precision_is_refused_before_any_epoch():
     data = load_data("synthetic", batch_size=50, train_subset=100, test_subset=50, seed=0)
     with pytest.raises(ValueError, match="^precision='half'"):  # before any epoch
         train_val_model(small_cnn(0), nn.CrossEntropyLoss(), torch.optim.SGD(small_cnn(0).parameters(), lr=0.1),
@@ -34,7 +47,8 @@ def test_bf16_training_lowers_the_loss_and_keeps_fp32_weights():
 
 
 @pytest.mark.parametrize("precision", ["fp32", "auto"])
-def test_fp32_training_is_the_plain_fp32_loop_bit_for_bit(precision):
+def test_fp32_training_is_the_plain_fp32_loop_bit_for_bit(monkeypatch, precision):
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx2"}))  # where auto means fp32
     data = load_data("synthetic", batch_size=50, train_subset=150, test_subset=50, seed=0)
     packaged, plain = small_cnn(0), small_cnn(0)
     optimizer = torch.optim.SGD(packaged.parameters(), lr=0.05, momentum=0.9)
@@ -51,3 +65,9 @@ def test_fp32_training_is_the_plain_fp32_loop_bit_for_bit(precision):
         optimizer.step()
     expected = plain.state_dict()
     assert all(torch.equal(value, expected[name]) for name, value in packaged.state_dict().items())
+
+
+def test_pretraining_on_a_cpu_stays_fp32_where_auto_would_pick_bf16(monkeypatch):
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    assert resolve_precision("auto", torch.device("cpu")) == "bf16"
+    assert pretraining_precision("cpu") == "fp32"  # the arithmetic the bundled backbone was trained in

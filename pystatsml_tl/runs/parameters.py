@@ -127,7 +127,8 @@ PARAMETERS: dict[str, Parameter] = {
                   check=checks.positive_int_or_none),
         Parameter("feature_cache", bool, True, "extractor: compute frozen features once and keep them on disk"),
         Parameter("precision", str, "auto",
-                  "training and feature extraction: auto (bf16 on CUDA, fp32 on CPUs) | fp32 | bf16 "
+                  "training and feature extraction: auto (bf16 on CUDA and on CPUs with AVX-512 BF16 "
+                  "and no AMX, else fp32) | fp32 | bf16 "
                   "(autocast, weights and optimizer state in fp32)",
                   check=_lazy("..precision", "check_precision")),
         Parameter("seed", int, 0, "random seed: the same seed on CPU gives the same numbers"),

@@ -206,9 +206,10 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     ``scheduler_interval`` (``"epoch"``, the lesson's StepLR, or ``"batch"``: stepped after every
     optimizer step, see :func:`~pystatsml_tl.training.recipes.scheduler_interval`), ``precision``
     (``fp32``; ``bf16``: forward passes under bfloat16 autocast, weights and optimizer state kept in
-    fp32; ``auto``: :func:`~pystatsml_tl.precision.auto_precision`, bf16 on CUDA and fp32 on
-    CPUs). ``model`` may be wrapped in DistributedDataParallel: losses and accuracies are then summed over the ranks. A
-    loss that becomes NaN or infinite stops training with ``FloatingPointError`` naming the epoch.
+    fp32; ``auto``: :func:`~pystatsml_tl.precision.auto_precision`, bf16 on CUDA and on CPUs with
+    AVX-512 BF16 and no AMX, else fp32). ``model`` may be wrapped in DistributedDataParallel: losses
+    and accuracies are then summed over the ranks. A loss that becomes NaN or infinite stops
+    training with ``FloatingPointError`` naming the epoch.
     """
     positive_int("num_epochs", num_epochs)
     one_of(SCHEDULER_INTERVALS)("scheduler_interval", scheduler_interval)
