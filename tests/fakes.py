@@ -12,7 +12,8 @@ from torch import nn
 
 from pystatsml_tl.runs.statistics import wilson_interval
 
-PROVENANCE = {"date": "2026-01-01 00:00:00 UTC", "host": "testhost", "cpu": "Test CPU", "cpu_threads": 2,
+PROVENANCE = {"date": "2026-01-01 00:00:00 UTC", "host": "testhost", "cpu": "Test CPU", "cpu_bf16_units": "avx512_bf16",
+              "cpu_threads": 2,
               "cpu_count": 2, "gpu": "none", "git_commit": "abc123", "constraints": "sha256:0123456789ab",
               "pystatsml_tl": "0.1.0", "torch": "2.0", "torchvision": "0.1", "numpy": "2.0", "python": "3.11"}
 
@@ -32,6 +33,7 @@ def fake_metrics(experiment: str, seed: int, correct: int, n: int = 100, epochs:
             "history": {"train_acc": curve, "val_acc": curve, "train_loss": [1.0] * epochs, "val_loss": [1.0] * epochs},
             "best_epoch": epochs - 1, "selected_on": "val", "test_acc": correct / n,
             "test_acc_ci": list(wilson_interval(correct, n)), "test_loss": 1.0, "seconds": 1.0, "device": "cpu",
+            "precision": "bf16",
             "classes": ["zero", "one"], "sizes": {"train": 90, "val": 10, "test": n},
             "data": {"name": dataset, "sizes": {"train": 90, "val": 10, "test": n}, "fingerprint": "feedfacecafe0001"},
             "test_predictions": predictions, "test_targets": targets, "versions": {"torch": "2.0"},

@@ -199,7 +199,8 @@ def test_the_report_records_where_its_numbers_come_from(tmp_path):
     write_report(tmp_path, command="pystatsml-tl report here")
     text = (tmp_path / "summary.md").read_text().split("## How this report was made")[1]
     for expected in ("command: `pystatsml-tl report here`", "report written 20", "runs from 2026-01-01",
-                     "testhost: Test CPU, 2 threads, GPU none", "device: cpu", "commit abc123",
+                     "testhost: Test CPU, 2 threads, bf16 units: avx512_bf16, GPU none", "device: cpu",
+                     "arithmetic: bf16", "commit abc123",
                      "constraints file: sha256:0123456789ab", "torch 2.0", "fingerprint feedfacecafe0001",
                      "train 90, val 10, test 100", "seeds: 0, 1"):
         assert expected in text, expected

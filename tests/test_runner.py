@@ -41,8 +41,8 @@ def test_smoke_run_writes_the_full_report(smoke_report):
             low, high = metrics["test_acc_ci"]
             assert 0 <= low < metrics["test_acc"] < high <= 1 and len(metrics["test_predictions"]) == 50
             assert all((out / name / f"seed-{seed}" / figure).is_file() for figure in FIGURES)
-            assert {"date", "host", "cpu", "cpu_threads", "gpu", "git_commit", "constraints", "pystatsml_tl", "torch",
-                    "torchvision", "numpy", "python"} <= set(metrics["provenance"])
+            assert {"date", "host", "cpu", "cpu_bf16_units", "cpu_threads", "gpu", "git_commit", "constraints",
+                    "pystatsml_tl", "torch", "torchvision", "numpy", "python"} <= set(metrics["provenance"])
             assert metrics["data"]["name"] == "digits" and len(metrics["data"]["fingerprint"]) == 16
             assert metrics["data"]["sizes"] == {"train": 90, "val": 10, "test": 50}
     summary = pd.read_csv(out / "summary.csv")

@@ -478,8 +478,9 @@ def _values(runs: list[dict[str, Any]], describe) -> str:
 
 
 def provenance_items(runs: list[dict[str, Any]], commands: list[str]) -> list[str]:
-    """Where the report's numbers come from, as bullet items: the commands, dates, machines,
-    package, constraints, versions, images and seeds."""
+    """Where the report's numbers come from, as bullet items: the commands, dates, machines (the
+    CPU's bf16 units among them), device, arithmetic (fp32 or bf16), package, constraints,
+    versions, images and seeds."""
     def prov(m: dict[str, Any]) -> dict[str, Any]:
         return m.get("provenance") or {}
 
@@ -487,7 +488,8 @@ def provenance_items(runs: list[dict[str, Any]], commands: list[str]) -> list[st
         p = prov(m)
         if not p:
             return "not recorded"
-        return f"{p['host']}: {p['cpu']}, {p['cpu_threads']} threads, GPU {p['gpu']}"
+        units = f", bf16 units: {p['cpu_bf16_units']}" if "cpu_bf16_units" in p else ""
+        return f"{p['host']}: {p['cpu']}, {p['cpu_threads']} threads{units}, GPU {p['gpu']}"
 
     def versions(m: dict[str, Any]) -> str:
         v = m.get("versions", {})
@@ -506,6 +508,7 @@ def provenance_items(runs: list[dict[str, Any]], commands: list[str]) -> list[st
     items += [f"report written {now}; runs from {dates[0]} to {dates[-1]}" if dates else f"report written {now}",
               f"machine: {_values(runs, machine)}",
               f"device: {_values(runs, lambda m: m['device'])}",
+              f"arithmetic: {_values(runs, lambda m: m.get('precision', 'not recorded'))}",
               "package: " + _values(runs, lambda m: f"pystatsml-tl {m.get('versions', {}).get('pystatsml_tl', '?')}, "
                                     f"commit {prov(m).get('git_commit', 'not recorded')}"),
               f"constraints file: {_values(runs, lambda m: prov(m).get('constraints', 'not recorded'))}",
