@@ -2,8 +2,8 @@
 
 ``auto`` picks per capability, from the measurements in ``benchmarks/README.md`` (training and
 extraction, side by side with fp32, accuracy over paired seeds): bf16 on CUDA and on CPUs with
-AVX-512 BF16 instructions and no AMX (ResNet18 training 1.2x faster at 32 px and 1.9x at 128 px
-there, extraction faster too); fp32 on CPUs with AMX (bf16 extraction measured no faster) and on
+AVX-512 BF16 instructions and no AMX (ResNet18 training 1.4x faster at 32 px and 2.0x at 128 and
+224 px there, extraction 1.5x); fp32 on CPUs with AMX (bf16 extraction measured no faster) and on
 CPUs without bf16 units (bf16 runs emulated, at a seventh of fp32's speed). Under autocast the
 weights, gradients and optimizer state stay fp32: only the matrix products and convolutions run
 in bfloat16. ``fp32`` and ``bf16`` are selectable everywhere.
@@ -22,7 +22,7 @@ from .checks import one_of
 PRECISIONS = ("auto", "fp32", "bf16")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 """The CPU flags of bfloat16 units (AVX-512 BF16 instructions, AMX tiles), reported by the benchmarks."""
-AUTO_PRECISION = {"cuda": "bf16", "avx512_bf16": "bf16", "amx": "fp32", "no bf16 units": "fp32"}
+AUTO_PRECISION = {"cuda": "bf16", "avx512_bf16": "bf16", "amx": "fp32", "none": "fp32"}
 """What ``auto`` means on each capability (:func:`capability`), as measured in ``benchmarks/README.md``."""
 
 
@@ -43,11 +43,11 @@ def cpu_flags() -> frozenset[str]:
 
 
 def cpu_capability(flags: Iterable[str]) -> str:
-    """The bf16 units among a CPU's ``flags``: ``amx``, ``avx512_bf16`` or ``no bf16 units``."""
+    """The bf16 units among a CPU's ``flags``: ``amx``, ``avx512_bf16`` or ``none``."""
     flags = set(flags)
     if "amx_bf16" in flags:
         return "amx"
-    return "avx512_bf16" if "avx512_bf16" in flags else "no bf16 units"
+    return "avx512_bf16" if "avx512_bf16" in flags else "none"
 
 
 def capability(device: torch.device) -> str:

@@ -13,8 +13,8 @@ from torch import nn
 from pystatsml_tl.runs.statistics import wilson_interval
 
 PROVENANCE = {"date": "2026-01-01 00:00:00 UTC", "host": "testhost", "cpu": "Test CPU", "cpu_bf16_units": "avx512_bf16",
-              "cpu_threads": 2,
-              "cpu_count": 2, "gpu": "none", "git_commit": "abc123", "constraints": "sha256:0123456789ab",
+              "cpu_threads": 2, "cpu_count": 2, "gpu": "none", "git_commit": "abc123",
+              "constraints": "sha256:0123456789ab",
               "pystatsml_tl": "0.1.0", "torch": "2.0", "torchvision": "0.1", "numpy": "2.0", "python": "3.11"}
 
 
