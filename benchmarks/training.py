@@ -159,7 +159,8 @@ def rows(size: int, compile_: bool, precisions: tuple[str, ...] = ("fp32", "bf16
 
 
 def compile_seconds(size: int, precision: str) -> float:
-    """Seconds ``torch.compile`` takes for ResNet18's first training step at ``size`` in ``precision``."""
+    """Seconds ``torch.compile`` takes for ResNet18's first forward and backward pass at ``size`` in
+    ``precision`` (what it compiles; the optimizer step is not compiled)."""
     batch, _ = BATCHES[size]
     model = resnet18().to(memory_format=torch.channels_last).train()
     compiled = torch.compile(model)

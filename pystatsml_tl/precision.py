@@ -1,12 +1,13 @@
 """The arithmetic a network runs in: fp32, or bfloat16 autocast where the hardware runs it faster.
 
-``auto`` picks per capability, from the measurements in ``benchmarks/README.md`` (training and
-extraction, side by side with fp32, accuracy over paired seeds): bf16 on CUDA and on CPUs with
-AVX-512 BF16 instructions and no AMX (ResNet18 training 1.4x faster at 32 px and 2.0x at 128 and
-224 px there, extraction 1.5x); fp32 on CPUs with AMX (bf16 extraction measured no faster) and on
-CPUs without bf16 units (bf16 runs emulated, at a seventh of fp32's speed). Under autocast the
-weights, gradients and optimizer state stay fp32: only the matrix products and convolutions run
-in bfloat16. ``fp32`` and ``bf16`` are selectable everywhere.
+``auto`` picks per capability (``benchmarks/README.md`` has the measurements: training and
+extraction side by side with fp32, accuracy over paired seeds): bf16 on CPUs with AVX-512 BF16
+instructions and no AMX (ResNet18 training 1.4x faster at 32 px and 2.0x at 128 and 224 px there,
+extraction 1.5x); fp32 on CPUs with AMX (bf16 extraction measured no faster) and on CPUs without
+bf16 units (bf16 runs emulated, at a seventh of fp32's speed); bf16 on CUDA, what training on GPUs
+always used (not yet measured by ``benchmarks/gpu.py``). Under autocast the weights, gradients and
+optimizer state stay fp32; convolutions and matrix products run in bfloat16, and so do the
+activations between them. ``fp32`` and ``bf16`` are selectable everywhere.
 """
 from __future__ import annotations
 
