@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PROFILE ?= smoke
 CONSTRAINTS := .ci/constraints.txt
 
-.PHONY: install run test browser notebooks benchmark constraints clean
+.PHONY: install run test browser notebooks benchmark constraints dist clean
 
 # installs the versions the tests last passed with (CONSTRAINTS); `make constraints` records new ones
 $(STAMP): pyproject.toml $(CONSTRAINTS)
@@ -40,8 +40,13 @@ test: $(STAMP) browser  ## the linter, then the committed notebooks under nbval 
 notebooks: $(STAMP)  ## re-execute the committed notebooks with the smoke profile
 	$(BIN)/python -m pystatsml_tl.runs.notebooks
 
+dist: $(STAMP)  ## the sdist, the wheel built from it (the standard build front end), both checked by twine
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -m twine check --strict dist/*
+
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/speed.py --train 10000 --test 2000 --finetune-train 1000 --finetune-test 200 --repeats 3
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

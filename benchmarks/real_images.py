@@ -1,4 +1,4 @@
-"""What the offline backbone is worth on real images that no part of this package drew.
+"""What an offline backbone is worth on real images that no part of this package drew.
 
 Three small real image sets are read from files that registry packages ship (no network) and
 written once as image folders (32x32 RGB PNGs, every third image of a class to ``test/``):
@@ -11,18 +11,30 @@ written once as image folders (32x32 RGB PNGs, every third image of a class to `
 - ``photos-grey`` (not in the default sets): the same photo patches made grey, to tell how much
   of a difference on ``photos`` comes from colour.
 
-Every comparison is paired (same seeds, so the same splits and subsets on both sides) between
-``weights=synthetic`` (the offline backbone) and ``weights=none`` (random init): the frozen
-extractor (Adam) on all training images, and fine-tuning with SGD and with Adam on 100 and 300
-training images, smoke settings otherwise. It prints a Markdown table: mean test accuracy and
-Student's t 95 % interval over the seeds, and the paired difference with its interval.
+Two tables, each backbone against random weights of the same network:
+
+- ``probe``: the lesson's linear probe (:func:`pystatsml_tl.runs.insight.linear_probe_accuracy`,
+  a logistic regression on the standardised pooled features), fitted on all training images of a
+  set and scored on all its test images; random weights drawn with seeds 0..N-1;
+- ``finetune``: ``finetune-sgd`` from the backbone against ``scratch`` (the same, from random
+  weights) on 100, 300 and 1000 training images where a set has them, smoke settings otherwise,
+  paired by seed (same split and subset on both sides): mean test accuracy, Student's t 95 %
+  interval, and the paired difference with its interval.
+
+Backbones, by pretraining recipe: ``default`` (the bundled backbone, ``weights=synthetic``: 40
+fractal classes) and ``fractals-1k`` (1000 classes of 300 images; pretrained on first use, 79
+minutes on 2 CPU cores). Every finished measurement is kept as
+a JSON file under ``--store`` (named by set, table, backbone key, size and seed), so a stopped run
+resumes where it stopped and a second run only prints.
 
     pip install scikit-learn scikit-image
-    python benchmarks/real_images.py --seeds 5
+    python benchmarks/real_images.py --seeds 5                          # both tables, both backbones
+    python benchmarks/real_images.py --tables probe --backbones default  # minutes
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -31,6 +43,9 @@ import numpy as np
 
 SETS = ("digits", "photos", "faces")
 EXTRA_SETS = ("photos-grey",)
+TABLES = ("probe", "finetune")
+BACKBONES = ("default", "fractals-1k")
+FINETUNE_SIZES = (100, 300, 1000)
 PHOTOS = ("astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry", "retina", "rocket")
 
 
@@ -112,21 +127,56 @@ def image_folder(name: str, root: str | Path) -> Path:
     return folder
 
 
-def comparisons(name: str) -> list[tuple[str, int | None]]:
-    """(experiment, training images) pairs measured on set ``name`` (faces has 133 training images)."""
-    sizes = (100,) if name == "faces" else (100, 300)
-    return [("extractor-adam", None)] + [(e, n) for e in ("finetune-sgd", "finetune-adam") for n in sizes]
+def backbone_weights(recipe: str) -> str:
+    """The ``weights`` value of the backbone of pretraining ``recipe``: the path of its saved state
+    dict (installed from the package's bundle, or pretrained, on first use)."""
+    from pystatsml_tl.pretraining import pretrain
+
+    return str(pretrain("resnet18", recipe=recipe, progress=False).path)
 
 
-def measure(folder: Path, experiment: str, train_subset: int | None, weights: str, seeds: list[int],
-            epochs: int) -> list[float]:
-    """Test accuracies (fractions) of one experiment on ``folder``, one per seed."""
+def _stored(store: Path, name: str, measure) -> float:
+    """The value kept under ``store/name.json``, else ``measure()`` kept there (written atomically)."""
+    from pystatsml_tl.storage import write_json_atomic
+
+    path = store / f"{name}.json"
+    if path.is_file():
+        return json.loads(path.read_text())["value"]
+    value = float(measure())
+    store.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"value": value})
+    return value
+
+
+def probe_accuracy(folder: Path, weights: str, seed: int) -> float:
+    """The lesson's linear probe on the frozen pooled features of ResNet18 with ``weights`` (random
+    weights drawn with ``seed`` when ``weights`` is ``none``), on all of ``folder``'s images."""
+    import torch
+
+    from pystatsml_tl import load_data, make_model
+    from pystatsml_tl.features import extract_features
+    from pystatsml_tl.runs.insight import linear_probe_accuracy
+
+    torch.manual_seed(seed)
+    model = make_model("resnet18", weights=weights, num_classes=10, progress=False)
+    data = load_data(str(folder), val_fraction=0.0, batch_size=100)
+    train, test = (extract_features(model, data[split], "cpu", precision="fp32") for split in ("train", "test"))
+    return linear_probe_accuracy(train, test, seed)
+
+
+def finetune_accuracy(folder: Path, weights: str, size: int, seed: int, epochs: int) -> float:
+    """Test accuracy of ``finetune-sgd`` with ``weights`` on ``size`` training images of ``folder``."""
     from pystatsml_tl import profile_parameters
     from pystatsml_tl.runs.experiments import run_experiment
 
     base = profile_parameters("smoke", device="cpu", progress=False, epochs=epochs)
-    return [run_experiment(base, experiment=experiment, dataset=str(folder), weights=weights,
-                           train_subset=train_subset, seed=seed, log_interval=None).test.accuracy for seed in seeds]
+    return run_experiment(base, experiment="finetune-sgd", dataset=str(folder), weights=weights,
+                          train_subset=size, seed=seed, log_interval=None).test.accuracy
+
+
+def train_images(folder: Path) -> int:
+    """How many training images an image folder holds."""
+    return sum(1 for path in (folder / "train").rglob("*.png"))
 
 
 def _interval(values: list[float]) -> str:
@@ -136,37 +186,90 @@ def _interval(values: list[float]) -> str:
     return f"{100 * np.mean(values):.1f} [{low:.1f}, {high:.1f}]"
 
 
+def _difference(ours: list[float], theirs: list[float]) -> str:
+    from pystatsml_tl.runs.statistics import paired_t
+
+    diff = paired_t(ours, theirs)  # fractions in, points out
+    return f"{diff.diff_mean:+.1f} [{diff.diff_ci_low:+.1f}, {diff.diff_ci_high:+.1f}]"
+
+
+def probe_table(sets: list[str], backbones: dict[str, str], seeds: list[int], images: Path, store: Path) -> None:
+    """Print the linear-probe table: each backbone (one value) against random weights (each seed)."""
+    print(f"\nLinear probe, test accuracy (%); random weights: mean [95 % t interval] over {len(seeds)} seeds.\n")
+    print("| set | train / test images | random weights | " + " | ".join(
+        f"{name} backbone | {name} minus random" for name in backbones) + " |")
+    print("|---|---|---|" + "---|---|" * len(backbones))
+    for name in sets:
+        folder = image_folder(name, images)
+        random = [_stored(store, f"{name}-probe-none-{seed}", lambda f=folder, s=seed: probe_accuracy(f, "none", s))
+                  for seed in seeds]
+        cells = []
+        for weights in backbones.values():
+            ours = _stored(store, f"{name}-probe-{Path(weights).stem}",
+                           lambda f=folder, w=weights: probe_accuracy(f, w, 0))
+            cells.append(f"{100 * ours:.1f} | {100 * (ours - np.mean(random)):+.1f}")
+        tests = sum(1 for _ in (folder / "test").rglob("*.png"))
+        print(f"| {name} | {train_images(folder)} / {tests} | {_interval(random)} | " + " | ".join(cells) + " |",
+              flush=True)
+
+
+def finetune_table(sets: list[str], backbones: dict[str, str], seeds: list[int], images: Path, store: Path,
+                   epochs: int) -> None:
+    """Print the fine-tuning table: each backbone against scratch, paired by seed, per training size."""
+    print(f"\nfinetune-sgd, test accuracy (%): mean [95 % t interval] over {len(seeds)} seeds, {epochs} epochs; "
+          "differences paired by seed.\n")
+    print("| set | train images | scratch | " + " | ".join(
+        f"{name} backbone | {name} minus scratch" for name in backbones) + " |")
+    print("|---|---|---|" + "---|---|" * len(backbones))
+    for name in sets:
+        folder = image_folder(name, images)
+        for size in [n for n in FINETUNE_SIZES if n <= train_images(folder)]:
+            scratch = finetune_runs(folder, "none", size, seeds, epochs, store)
+            cells = []
+            for weights in backbones.values():
+                ours = finetune_runs(folder, weights, size, seeds, epochs, store)
+                cells.append(f"{_interval(ours)} | {_difference(ours, scratch)}")
+            print(f"| {name} | {size} | {_interval(scratch)} | " + " | ".join(cells) + " |", flush=True)
+
+
+def finetune_runs(folder: Path, weights: str, size: int, seeds: list[int], epochs: int, store: Path) -> list[float]:
+    """Test accuracies of :func:`finetune_accuracy`, one per seed, each kept under ``store``."""
+    label = "none" if weights == "none" else Path(weights).stem
+    return [_stored(store, f"{folder.name}-finetune-{label}-{size}-{epochs}-{seed}",
+                    lambda seed=seed: finetune_accuracy(folder, weights, size, seed, epochs)) for seed in seeds]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Measure every comparison on the chosen sets and print the Markdown table."""
+    """Measure the chosen tables on the chosen sets and print them as Markdown."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default=",".join(SETS),
                         help=f"comma-separated, from {', '.join(SETS + EXTRA_SETS)} (default: {','.join(SETS)})")
+    parser.add_argument("--tables", default=",".join(TABLES), help=f"comma-separated, from {', '.join(TABLES)}")
+    parser.add_argument("--backbones", default=",".join(BACKBONES),
+                        help=f"comma-separated, from {', '.join(BACKBONES)}")
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default: 5, at least 2)")
-    parser.add_argument("--epochs", type=int, default=5, help="training epochs (default: 5)")
+    parser.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs (default: 5)")
     parser.add_argument("--images", default="reports/images", help="where the image folders are written")
+    parser.add_argument("--store", default="reports/images/measured", help="where finished measurements are kept")
     args = parser.parse_args(argv)
-    sets = [name.strip() for name in args.sets.split(",") if name.strip()]
-    if not sets or set(sets) - set(SETS + EXTRA_SETS):
-        parser.error(f"--sets {args.sets}: expected names from {', '.join(SETS + EXTRA_SETS)}")
+    chosen = {}
+    for option, allowed in (("sets", SETS + EXTRA_SETS), ("tables", TABLES), ("backbones", BACKBONES)):
+        names = [name.strip() for name in getattr(args, option).split(",") if name.strip()]
+        if not names or set(names) - set(allowed):
+            parser.error(f"--{option} {getattr(args, option)}: expected names from {', '.join(allowed)}")
+        chosen[option] = names
     if args.seeds < 2:
         parser.error(f"--seeds {args.seeds}: expected at least 2 (intervals need two seeds)")
-    from pystatsml_tl.models import make_model
-    from pystatsml_tl.runs.statistics import paired_t
+    from pystatsml_tl.provenance import cpu_model
 
-    make_model("resnet18", weights="synthetic", num_classes=10)  # pretrain first, if needed, outside the timing
-    seeds, started = list(range(args.seeds)), time.time()
-    print(f"Test accuracy (%), mean [95 % t interval] over {args.seeds} seeds; difference = offline backbone "
-          "minus random init, paired by seed.\n")
-    print("| set | experiment | train images | offline backbone | random init | difference |")
-    print("|---|---|---|---|---|---|")
-    for name in sets:
-        folder = image_folder(name, args.images)
-        for experiment, size in comparisons(name):
-            ours, random = (measure(folder, experiment, size, weights, seeds, args.epochs)
-                            for weights in ("synthetic", "none"))
-            diff = paired_t(ours, random)
-            print(f"| {name} | {experiment} | {size or 'all'} | {_interval(ours)} | {_interval(random)} | "
-                  f"{diff.diff_mean:+.1f} [{diff.diff_ci_low:+.1f}, {diff.diff_ci_high:+.1f}] |", flush=True)
+    started = time.time()
+    backbones = {name: backbone_weights(name) for name in chosen["backbones"]}
+    seeds, images, store = list(range(args.seeds)), Path(args.images), Path(args.store)
+    print(f"CPU: {cpu_model()}; backbones: " + ", ".join(f"{k} = {Path(v).stem}" for k, v in backbones.items()))
+    if "probe" in chosen["tables"]:
+        probe_table(chosen["sets"], backbones, seeds, images, store)
+    if "finetune" in chosen["tables"]:
+        finetune_table(chosen["sets"], backbones, seeds, images, store, args.epochs)
     print(f"\n{time.time() - started:.0f} s")
     return 0
 

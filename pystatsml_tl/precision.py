@@ -5,7 +5,8 @@ extraction side by side with fp32, accuracy over paired seeds): bf16 on CPUs wit
 instructions and no AMX (ResNet18 training 1.4x faster at 32 px and 2.0x at 128 and 224 px there,
 extraction 1.5x); fp32 on CPUs with AMX (bf16 extraction measured no faster) and on CPUs without
 bf16 units (bf16 runs emulated, at a seventh of fp32's speed); bf16 on CUDA, what training on GPUs
-always used (not yet measured by ``benchmarks/gpu.py``). Under autocast the weights, gradients and
+always used (not yet measured by ``benchmarks/gpu.py``); fp32 on Apple's GPUs (``mps``), where
+bf16 has not been measured. Under autocast the weights, gradients and
 optimizer state stay fp32; convolutions and matrix products run in bfloat16, and so do the
 activations between them. ``fp32`` and ``bf16`` are selectable everywhere.
 """
@@ -23,7 +24,7 @@ from .checks import one_of
 PRECISIONS = ("auto", "fp32", "bf16")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 """The CPU flags of bfloat16 units (AVX-512 BF16 instructions, AMX tiles), reported by the benchmarks."""
-AUTO_PRECISION = {"cuda": "bf16", "avx512_bf16": "bf16", "amx": "fp32", "none": "fp32"}
+AUTO_PRECISION = {"cuda": "bf16", "mps": "fp32", "avx512_bf16": "bf16", "amx": "fp32", "none": "fp32"}
 """What ``auto`` means on each capability (:func:`capability`), as measured in ``benchmarks/README.md``."""
 
 
@@ -52,8 +53,10 @@ def cpu_capability(flags: Iterable[str]) -> str:
 
 
 def capability(device: torch.device) -> str:
-    """``cuda`` for a CUDA device, else the bf16 units of this machine's CPU (:func:`cpu_capability`)."""
-    return "cuda" if device.type == "cuda" else cpu_capability(cpu_flags())
+    """``cuda`` or ``mps`` for those GPUs, else the bf16 units of this machine's CPU (:func:`cpu_capability`)."""
+    if device.type in ("cuda", "mps"):
+        return device.type
+    return cpu_capability(cpu_flags())
 
 
 def auto_precision(device: torch.device) -> str:

@@ -1,7 +1,6 @@
 """Where the package keeps data and caches, and how it writes files atomically."""
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import tempfile
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock
 
 DATA_ENV = "PYSTATSML_TL_DATA"
 CACHE_ENV = "PYSTATSML_TL_CACHE"
@@ -41,16 +41,13 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
 
 @contextmanager
 def file_lock(path: str | os.PathLike) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``path`` (created if missing) for the ``with`` block:
-    processes that share a folder, on one machine or over a network file system, take turns."""
+    """Hold an exclusive lock on ``path`` (created if missing) for the ``with`` block: processes
+    that share a folder take turns. ``filelock`` picks the operating system's own lock (``fcntl``
+    on Linux and macOS, ``msvcrt`` on Windows), so the package imports and runs on each."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(path):
+        yield
 
 
 @contextmanager

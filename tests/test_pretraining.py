@@ -10,7 +10,7 @@ from pystatsml_tl.cli import main
 from pystatsml_tl.data import formulas
 from pystatsml_tl.runs.experiments import run_experiment
 
-TINY = dict(epochs=1, train_size=200, test_size=50, batch_size=50)
+TINY = dict(classes=40, epochs=1, train_size=200, test_size=50, batch_size=50)
 
 
 def test_pretrain_saves_backbone_and_card_then_reuses_them(cache_dir, monkeypatch):
@@ -61,11 +61,14 @@ def test_a_damaged_backbone_is_trained_again(cache_dir):
 
 
 def test_pretrain_command_and_bad_recipe(cache_dir, capsys):
-    assert main(["pretrain", "--epochs", "1", "--train-size", "200", "--test-size", "50", "--batch-size", "50"]) == 0
+    assert main(["pretrain", "--classes", "40", "--epochs", "1", "--train-size", "200", "--test-size", "50",
+                 "--batch-size", "50"]) == 0
     out = capsys.readouterr().out
     assert str(cache_dir / "pretrained") in out and "source test accuracy" in out and "re-initialised layer4" in out
     with pytest.raises(ValueError, match="^epochs="):
         pretrain("resnet18", epochs=0)
+    with pytest.raises(ValueError, match="^classes=1.5: expected a positive integer"):
+        pretrain("resnet18", classes=1.5)
     with pytest.raises(ValueError, match="^recipe="):
         pretrain("resnet18", recipe="longest")
     with pytest.raises(ValueError, match="^epoch: not a pretraining setting"):

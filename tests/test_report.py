@@ -8,6 +8,7 @@ from fakes import fake_metrics, write_run
 from scipy import stats
 
 from pystatsml_tl.runs.report import (
+    LESSON_QUESTIONS,
     DuplicateRunError,
     comparison_sentence,
     comparison_table,
@@ -112,7 +113,7 @@ def test_every_sentence_of_a_written_report_agrees_with_its_interval(tmp_path):
     for name, mean in means.items():
         for seed in range(3):
             write_run(tmp_path / name / f"seed-{seed}", fake_metrics(name, seed, int(mean + rng.normal(0, 2)), n=400))
-    write_report(tmp_path)
+    write_report(tmp_path, compare_to="all")
     comparisons = pd.read_csv(tmp_path / "comparisons.csv")
     assert len(comparisons) == 10
     assert {"diff_ci_low", "diff_ci_high", "adj_ci_low", "adj_ci_high"} <= set(comparisons.columns)
@@ -131,7 +132,7 @@ def test_compare_to_asks_k_minus_1_questions_and_refuses_an_unknown_name(tmp_pat
     rng = np.random.default_rng(5)
     runs = [fake_run(name, seed, 60 + 7 * i + int(rng.integers(0, 5))) for i, name in enumerate(names)
             for seed in range(3)]
-    every_pair, one_question = comparison_table(runs), comparison_table(runs, compare_to="scratch")
+    every_pair, one_question = comparison_table(runs, compare_to="all"), comparison_table(runs, compare_to="scratch")
     assert len(every_pair) == 6 and len(one_question) == len(names) - 1
     assert (one_question["b"] == "scratch").all() and (one_question["family"] == 3).all()
     def widths(table):
@@ -139,8 +140,28 @@ def test_compare_to_asks_k_minus_1_questions_and_refuses_an_unknown_name(tmp_pat
 
     all_widths = widths(every_pair)
     assert all(width < all_widths[pair] for pair, width in widths(one_question).items())  # more power
-    with pytest.raises(ValueError, match="compare_to='nope': expected one of"):
+    with pytest.raises(ValueError, match="compare_to='nope': expected all or one of"):
         comparison_table(runs, compare_to="nope")
+
+
+def test_by_default_the_report_asks_the_lessons_questions_with_the_gain_positive(tmp_path):
+    means = {"finetune-sgd": 90, "finetune-adam": 88, "extractor-sgd": 70, "extractor-adam": 78, "scratch": 55,
+             "extractor-random": 40, "two-stage": 89}
+    rng = np.random.default_rng(11)
+    runs = [fake_run(name, seed, int(mean + rng.normal(0, 1.5))) for name, mean in means.items()
+            for seed in range(5)]
+    lesson = comparison_table(runs)
+    assert list(zip(lesson.a, lesson.b)) == list(LESSON_QUESTIONS)  # in the lesson's order, a - b the gain asked
+    assert (lesson.family == len(LESSON_QUESTIONS)).all()
+    gain = lesson.iloc[0]
+    assert (gain.a, gain.b) == ("finetune-sgd", "scratch") and gain.diff_mean > 30 and gain.adj_ci_low > 0
+    every_pair = comparison_table(runs, compare_to="all")
+    assert len(every_pair) == 21 and (every_pair.family == 21).all()
+    sentence = comparison_sentence(lesson.iloc[0].to_dict())
+    assert sentence.startswith("finetune-sgd beats scratch by ") and "over 6 comparisons" in sentence
+    # experiments that none of the questions relates: every pair, as before
+    recipes = [run for run in runs if run["experiment"] in ("two-stage", "finetune-adam")]
+    assert len(comparison_table(recipes)) == 1
 
 
 @pytest.mark.parametrize("seeds", [1, 2, 3, 10])

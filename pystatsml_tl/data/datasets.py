@@ -271,15 +271,26 @@ def load_data(dataset: str = "cifar10", *, data_dir: str | os.PathLike | None = 
                                        test_subset or SYNTHETIC_SIZES["test"], seed=seed)
         return _tensor_loaders(arrays, dataset, device=device, **common | {"train_subset": None, "test_subset": None})
     if dataset == "fractals":
-        arrays = load_fractal_arrays(train_subset or FRACTAL_SIZES["train"], test_subset or FRACTAL_SIZES["test"],
-                                     seed=seed)
-        return _tensor_loaders(arrays, dataset, device=device, **common | {"train_subset": None, "test_subset": None})
+        return load_fractals(FRACTAL_CLASSES, device=device, **common)
     root = Path(dataset).expanduser()
     if not root.is_dir():
         raise ValueError(f"dataset={dataset!r}: expected cifar10, digits, synthetic, synthetic-source, fractals or an "
                          "existing image folder")
     checks.non_negative_int("num_workers", num_workers)
     return _image_folder_loaders(root, num_workers=num_workers, device=device, **common)
+
+
+def load_fractals(num_classes: int = FRACTAL_CLASSES, *, train_subset: int | None = None,
+                  test_subset: int | None = None, device: str | torch.device = "cpu", **settings) -> DataLoaders:
+    """The formula-driven source task with ``num_classes`` systems as loaders (``fractals`` of
+    :func:`load_data`, whose other keywords ``settings`` takes): only as many images are rendered
+    as ``train_subset`` and ``test_subset`` keep (default :data:`FRACTAL_SIZES`)."""
+    arrays = load_fractal_arrays(train_subset or FRACTAL_SIZES["train"], test_subset or FRACTAL_SIZES["test"],
+                                 seed=settings.get("seed", 0), num_classes=num_classes)
+    common = {"batch_size": 100, "val_fraction": 0.1, "normalize": "tutorial", "image_size": 32, "augment": False,
+              "seed": 0} | settings
+    return _tensor_loaders(arrays, "fractals", train_subset=None, test_subset=None, device=resolve_device(device),
+                           **common)
 
 
 def shard_loaders(data: DataLoaders, rank: int, world: int) -> DataLoaders:

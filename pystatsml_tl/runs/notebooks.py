@@ -156,7 +156,13 @@ def copy_notebooks(destination: str | os.PathLike, force: bool = False) -> list[
 def refresh_committed_notebooks() -> None:
     """Re-execute the committed notebooks in place: the experiment notebook (its parameters cell
     rewritten from the package's parameters) with the ``smoke`` profile injected, the teaching
-    notebook with its own (smoke) defaults."""
+    notebook with its own (smoke) defaults. Both run on an empty cache with the offline backbone
+    installed first, so that their outputs show what a first run computes (the feature cache
+    filled, not read) and not the backbone's one-time install line."""
+    import tempfile
+
+    from ..pretraining import pretrain
+    from ..storage import CACHE_ENV
     from .parameters import PROFILES, parameters_cell
 
     nb = nbformat.read(EXPERIMENT_NOTEBOOK, as_version=4)
@@ -164,9 +170,19 @@ def refresh_committed_notebooks() -> None:
     if cell.source != parameters_cell():
         cell.source = parameters_cell()
         nbformat.write(nb, EXPERIMENT_NOTEBOOK)
-    for notebook, parameters in ((EXPERIMENT_NOTEBOOK, PROFILES["smoke"]), (TEACHING_NOTEBOOK, {})):
-        print(f"executing {notebook.name}", file=sys.stderr)
-        execute_notebook(notebook, notebook, parameters, cwd=NOTEBOOK_DIR, strip_run_metadata=True)
+    previous = os.environ.get(CACHE_ENV)
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ[CACHE_ENV] = cache  # the kernels inherit it
+        try:
+            pretrain("resnet18", progress=False)
+            for notebook, parameters in ((EXPERIMENT_NOTEBOOK, PROFILES["smoke"]), (TEACHING_NOTEBOOK, {})):
+                print(f"executing {notebook.name}", file=sys.stderr)
+                execute_notebook(notebook, notebook, parameters, cwd=NOTEBOOK_DIR, strip_run_metadata=True)
+        finally:
+            if previous is None:
+                os.environ.pop(CACHE_ENV, None)
+            else:
+                os.environ[CACHE_ENV] = previous
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import checks
+from ..devices import DEVICES
 
 EXPERIMENTS = {
     "finetune-sgd": {"strategy": "finetune", "optimizer": "sgd"},
@@ -32,7 +33,6 @@ rate; ``discriminative`` fine-tunes everything with rates that shrink from the h
 TUTORIAL_EXPERIMENTS = ("finetune-sgd", "finetune-adam", "extractor-sgd", "extractor-adam")
 
 NORMALIZATIONS = ("tutorial", "imagenet")
-DEVICES = ("auto", "cpu", "cuda")
 BUILTIN_DATASETS = ("cifar10", "digits", "synthetic")
 
 
@@ -132,7 +132,7 @@ PARAMETERS: dict[str, Parameter] = {
                   "(autocast, weights and optimizer state in fp32)",
                   check=_lazy("..precision", "check_precision")),
         Parameter("seed", int, 0, "random seed: the same seed on CPU gives the same numbers"),
-        Parameter("device", str, "auto", "auto | cpu | cuda", check=checks.one_of(DEVICES)),
+        Parameter("device", str, "auto", "auto | cpu | cuda | mps", check=checks.one_of(DEVICES)),
         Parameter("num_workers", int, 0, "DataLoader workers for image folders", check=checks.non_negative_int),
         Parameter("nproc_per_node", str, "1",
                   "data-parallel worker processes (DDP; gloo on CPU, nccl on GPUs): a number, or auto for one per GPU",
@@ -164,12 +164,14 @@ PROFILES: dict[str, dict[str, Any]] = {
 """Named parameter sets: ``smoke`` (offline: scikit-learn's handwritten digits, the offline backbone;
 seconds), ``quick`` (CIFAR-10 subset), ``tutorial`` (the original)."""
 
-PROFILE_EXPERIMENTS = {"smoke": tuple(EXPERIMENTS), "quick": (*TUTORIAL_EXPERIMENTS, "two-stage", "discriminative"),
+PROFILE_EXPERIMENTS = {"smoke": (*TUTORIAL_EXPERIMENTS, "scratch", "extractor-random"),
+                       "quick": (*TUTORIAL_EXPERIMENTS, "two-stage", "discriminative"),
                        "tutorial": TUTORIAL_EXPERIMENTS}
-"""The experiments a profile runs by default: offline, ``scratch`` and ``extractor-random`` show what
-pretraining bought."""
-PROFILE_SEEDS = {"smoke": 3, "quick": 1, "tutorial": 1}
-"""How many seeds (0, 1, ...) a profile runs by default: smoke is cheap enough to show uncertainty."""
+"""The experiments a profile runs by default: offline, the lesson's six (``scratch`` and
+``extractor-random`` show what pretraining bought); the recipes by ``--experiments``."""
+PROFILE_SEEDS = {"smoke": 5, "quick": 1, "tutorial": 1}
+"""How many seeds (0, 1, ...) a profile runs by default: smoke is cheap enough for paired seeds that
+resolve the lesson's questions where the effect is real."""
 
 
 def default_parameters() -> dict[str, Any]:

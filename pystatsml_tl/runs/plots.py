@@ -236,12 +236,20 @@ def learning_curves_grid(histories: dict[str, tuple[dict[str, list[float]], dict
     return fig
 
 
+def class_palette(num_classes: int) -> list:
+    """Colours for classes, not experiments: matplotlib's tab10 (ten hues chosen to be told apart)
+    up to 10 classes, tab20 up to 20, evenly spaced hues beyond."""
+    if num_classes <= 10:
+        return sns.color_palette("tab10", num_classes)
+    return sns.color_palette("tab20" if num_classes <= 20 else "husl", num_classes)
+
+
 def feature_projections(projections: dict[str, tuple[np.ndarray, np.ndarray, float]], classes: Sequence[str],
                         method: str = "PCA"):
     """Scatter plots side by side of 2-D projections of features (``{label: (xy (N, 2), labels (N,),
     linear-probe accuracy fraction)}``), a colour per class; return the figure."""
     fig, axes = plt.subplots(1, len(projections), figsize=(4.6 * len(projections) + 1.2, 4.4), squeeze=False)
-    palette = sns.color_palette("husl", len(classes))  # not the experiments' colours: these are classes
+    palette = class_palette(len(classes))
     for ax, (label, (xy, labels, probe)) in zip(axes.flat, projections.items()):
         for k, name in enumerate(classes):
             chosen = np.asarray(labels) == k
@@ -259,15 +267,17 @@ def first_layer_filters(filters: dict[str, np.ndarray], ncols: int = 16):
     (``{label: weight (out, 3, k, k)}``), each filter scaled to its own range; return the figure."""
     count = max(len(w) for w in filters.values())
     rows = -(-count // ncols)
-    fig, axes = plt.subplots(rows * len(filters), ncols, figsize=(0.55 * ncols, 0.62 * rows * len(filters) + 0.8),
-                             squeeze=False)
+    tile, title = 0.55, 0.3  # inches: a square tile, and the room above each model's first row for its label
+    fig, axes = plt.subplots(rows * len(filters), ncols, squeeze=False,
+                             figsize=(tile * ncols * 1.1, (tile * 1.1 * rows + title) * len(filters) + 0.5))
     for ax in axes.flat:
         ax.axis("off")
     for block, (label, weight) in enumerate(filters.items()):
         for i, kernel in enumerate(np.asarray(weight, dtype=float)):
             low, high = kernel.min(), kernel.max()
             ax = axes[block * rows + i // ncols, i % ncols]
-            ax.imshow(np.transpose((kernel - low) / (high - low + 1e-12), (1, 2, 0)), interpolation="nearest")
+            ax.imshow(np.transpose((kernel - low) / (high - low + 1e-12), (1, 2, 0)), interpolation="nearest",
+                      aspect="equal")
         axes[block * rows, 0].set_title(label, loc="left", fontsize=9, pad=3)
     fig.suptitle("First convolution's filters (conv1), each scaled to its own range")
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.5 / fig.get_figheight(), wspace=0.08,

@@ -9,8 +9,9 @@ twice is counted once (or refused, when the two copies disagree). Files:
 
 - ``runs.csv``: one line per run (experiment, grid values, seed, test accuracy and its Wilson interval);
 - ``summary.csv``: one row per experiment and grid point, over its seeds (mean, sd, 95 % interval);
-- ``comparisons.csv``: the paired comparisons (each pair of rows that differ in one thing, or each
-  setting against one reference), with unadjusted and simultaneous intervals;
+- ``comparisons.csv``: the paired comparisons (the lesson's questions by default, every pair of rows
+  that differ in one thing, or each setting against one reference), with unadjusted and
+  simultaneous intervals;
 - ``summary.md`` and ``summary.html`` (the same page; the HTML embeds its figures and links each
   executed notebook rendered to HTML), ``summary.png`` (every seed, mean and interval),
   ``epochs.png`` (accuracy per epoch, small multiples) and ``grid-<parameter>.png`` for each
@@ -267,10 +268,24 @@ def _compare(a: list[dict[str, Any]], b: list[dict[str, Any]], confidence: float
     return None
 
 
-def _pairs(groups: dict[tuple, list], names: list[str], compare_to: str | None) -> list[tuple[tuple, tuple, str]]:
-    """The pairs of groups compared: each pair that differs in one thing, or (``compare_to``) each
-    group against the reference experiment's group at the same grid point."""
-    if compare_to is not None:
+LESSON_QUESTIONS = (("finetune-sgd", "scratch"), ("extractor-adam", "extractor-random"),
+                    ("finetune-sgd", "extractor-sgd"), ("finetune-adam", "extractor-adam"),
+                    ("finetune-adam", "finetune-sgd"), ("extractor-adam", "extractor-sgd"))
+"""The questions a report answers by default, each ``(a, b)`` so that ``a - b`` is the gain asked
+about: pretrained minus random weights (fine-tuned, then frozen), fine-tuned minus frozen (SGD, then
+Adam), Adam minus SGD (fine-tuned, then frozen). Fewer questions, narrower simultaneous intervals."""
+ALL_PAIRS = "all"
+"""``compare_to`` value that compares every pair of summary rows that differ in one thing."""
+
+
+def _pairs(groups: dict[tuple, list], names: list[str], compare_to: str | None,
+           questions: tuple[tuple[str, str], ...] = LESSON_QUESTIONS) -> list[tuple[tuple, tuple, str]]:
+    """The pairs of groups compared, each ``(a, b, what differs)``: with ``compare_to``, each group
+    against the reference experiment's group at the same grid point; with :data:`ALL_PAIRS`, each
+    pair that differs in one thing; by default the ``questions`` among the experiments
+    present, at each grid point, and each pair of one experiment's groups that differ in one grid
+    value (every pair of experiments when none of the questions applies)."""
+    if compare_to not in (None, ALL_PAIRS):
         return [(key, (compare_to, *key[1:]), "experiment") for key in groups
                 if key[0] != compare_to and (compare_to, *key[1:]) in groups]
     pairs = []
@@ -278,20 +293,35 @@ def _pairs(groups: dict[tuple, list], names: list[str], compare_to: str | None) 
         differs = [name for name, va, vb in zip(names, key_a, key_b) if va != vb]
         if len(differs) == 1:
             pairs.append((key_a, key_b, differs[0]))
-    return pairs
+    if compare_to == ALL_PAIRS:
+        return pairs
+    asked = []
+    for a, b, differs in pairs:
+        if differs != "experiment":
+            asked.append((len(questions), (a, b, differs)))
+        elif (a[0], b[0]) in questions or (b[0], a[0]) in questions:
+            a, b = (a, b) if (a[0], b[0]) in questions else (b, a)
+            asked.append((questions.index((a[0], b[0])), (a, b, differs)))
+    if not any(differs == "experiment" for _, (_, _, differs) in asked):
+        return pairs
+    return [pair for _, pair in sorted(asked, key=lambda item: item[0])]
 
 
 def check_compare_to(compare_to: str | None, experiments: list[str]) -> None:
-    """Refuse a reference that is not among ``experiments`` (``ValueError``, before any work)."""
-    if compare_to is not None and compare_to not in experiments:
-        raise ValueError(f"compare_to={compare_to!r}: expected one of the experiments compared "
+    """Refuse a reference that is neither :data:`ALL_PAIRS` nor among ``experiments`` (``ValueError``,
+    before any work)."""
+    if compare_to not in (None, ALL_PAIRS) and compare_to not in experiments:
+        raise ValueError(f"compare_to={compare_to!r}: expected {ALL_PAIRS} or one of the experiments compared "
                          f"({', '.join(experiments)})")
 
 
-def comparison_table(runs: list[dict[str, Any]], compare_to: str | None = None) -> pd.DataFrame:
-    """The paired comparisons of the report, on shared seeds: each pair of summary rows that differ
-    in one thing (the experiment, or one grid parameter), or with ``compare_to`` each experiment
-    against that one at the same grid point (k - 1 comparisons for k experiments).
+def comparison_table(runs: list[dict[str, Any]], compare_to: str | None = None,
+                     questions: tuple[tuple[str, str], ...] = LESSON_QUESTIONS) -> pd.DataFrame:
+    """The paired comparisons of the report, on shared seeds: by default the lesson's questions
+    (``questions``, default :data:`LESSON_QUESTIONS`: pretrained minus random first) and each grid
+    parameter's effect;
+    with ``compare_to="all"`` each pair of summary rows that differ in one thing; with an
+    experiment's name each experiment against that one (k - 1 comparisons for k experiments).
 
     Columns: ``diff_mean`` = a - b in points with its 95 % interval (``diff_ci_low``,
     ``diff_ci_high``) and its simultaneous interval over the ``family`` of the report's
@@ -303,10 +333,9 @@ def comparison_table(runs: list[dict[str, Any]], compare_to: str | None = None) 
     the observed spread; empty for one seed or no spread)."""
     grid = grid_columns(runs)
     groups = _groups(runs, grid)
-    if compare_to is not None:
-        check_compare_to(compare_to, list(dict.fromkeys(key[0] for key in groups)))
+    check_compare_to(compare_to, list(dict.fromkeys(key[0] for key in groups)))
     pairs = []
-    for key_a, key_b, differs in _pairs(groups, ["experiment", *grid], compare_to):
+    for key_a, key_b, differs in _pairs(groups, ["experiment", *grid], compare_to, questions):
         if (result := _compare(groups[key_a], groups[key_b])) is not None:
             pairs.append((key_a, key_b, differs, result))
     family = len(pairs)
@@ -594,8 +623,10 @@ def write_report(output_dir: str | Path, command: str = "", compare_to: str | No
                                f"`{dataset_name}`.")
         if len(comparisons):
             family = len(comparisons)
-            question = (f"each experiment against `{compare_to}` at the same settings" if compare_to else
-                        "each pair of rows that differ in one thing")
+            question = {None: "the lesson's questions (pretrained minus random weights, fine-tuned minus frozen, "
+                              "Adam minus SGD; `--compare-to all` asks every pair that differs in one thing)",
+                        ALL_PAIRS: "each pair of rows that differ in one thing"}.get(
+                compare_to, f"each experiment against `{compare_to}` at the same settings")
             page.add_heading("Which differences are real")
             page.add_paragraph(
                 f"Compared: {question}, on their shared seeds ({family} comparison{'s' * (family > 1)}). A difference "
