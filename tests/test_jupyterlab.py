@@ -82,7 +82,10 @@ def test_the_lesson_runs_all_in_jupyterlab(tmp_path):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/lab/tree/lesson.ipynb?token={token}")
             page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=60_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+            idle = ".jp-Notebook-ExecutionIndicator[data-status='idle']"
+            page.wait_for_selector(idle, timeout=60_000)
+            page.wait_for_timeout(5000)  # the session settles on its kernel (JupyterLab may start one more)
+            page.wait_for_selector(idle, timeout=60_000)
             page.click(".lm-MenuBar-item:has-text('Run')")
             page.click(".lm-Menu-item[data-command='runmenu:run-all']")  # Run > Run All Cells
             deadline = time.monotonic() + RUN_SECONDS

@@ -126,7 +126,7 @@ def check_sentences_agree_with_outputs(nb, num_classes: int) -> None:
     assert len(gain_lines) == len(means) >= 2
     for line, (_, difference) in zip(gain_lines, sorted(means.items())):
         diff = float(re.search(r"(?:by|difference) ([-+]?[\d.]+) points", line).group(1))
-        signed = diff if "finetune-sgd beats" in line or "difference" in line else -diff
+        signed = -diff if re.match(r"- scratch .*? beats finetune-sgd", line) else diff
         assert signed == pytest.approx(difference, abs=0.11), line
 
 

@@ -51,7 +51,9 @@ def test_the_release_builds_checks_and_installs_in_a_fresh_environment(tmp_path)
                    capture_output=True)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYSTATSML_TL_CACHE": str(tmp_path / "cache")}
+    # the dependencies' data files (nbconvert's templates) come with them from this environment
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {
+        "PYSTATSML_TL_CACHE": str(tmp_path / "cache"), "JUPYTER_PATH": str(Path(sys.prefix) / "share" / "jupyter")}
 
     def command(*args):
         return subprocess.run([str(python), "-m", "pystatsml_tl", *args], cwd=elsewhere, env=env,
