@@ -133,7 +133,7 @@ def check_sentences_agree_with_outputs(nb, num_classes: int) -> None:
 def test_the_smoke_lessons_sentences_agree_with_its_outputs(smoke_lesson):
     check_sentences_agree_with_outputs(smoke_lesson, 10)
     text = printed(smoke_lesson)
-    assert "chance is 10.0 %" in text and re.search(r"\b[0-9] taken for [0-9]\b", text)  # digits' classes
+    assert "chance is 10.0 %" in text and re.search(r"\b[0-9] read as [0-9]:", text)  # digits' classes
 
 
 def test_the_lessons_sentences_follow_its_results_on_a_3_class_folder(image_folder, tmp_path):
@@ -171,7 +171,7 @@ def test_the_lessons_sentences_follow_its_results_on_a_3_class_folder(image_fold
         wrong = sum(p != t for p, t in zip(test["predictions"], test["targets"]))
         expected = f"{wrong} of {len(test['targets'])} test images wrong" if wrong else "no test image wrong"
         assert expected in line
-        assert not re.search(r"\b[0-9] taken for", line)  # class names, not digits
+        assert not re.search(r"\b[0-9] read as", line)  # class names, not digits
     # probes: both accuracies, their gap, and chance at one in three
     pretrained, random = (results["probes"][k] for k in ("pretrained (synthetic)", "random weights"))
     probe_line = cell_text(nb, "narrative.probe_sentence(")

@@ -24,8 +24,8 @@ def test_the_cache_sentence_says_what_ran_through_the_backbone():
 def test_confusions_name_the_classes_most_mixed_up_with_their_counts():
     test = evaluation([0, 0, 0, 0, 1, 1, 2, 2, 2], [0, 1, 1, 2, 1, 1, 2, 2, 0])
     sentence = narrative.confusion_sentence("m", test, ["cat", "dog", "fox"], top=2)
-    assert sentence.startswith("m: 4 of 9 test images wrong; most often cat taken for dog 2 times (50 % of the cats)")
-    assert "fox taken for cat 1 time (33 % of the foxs)" in sentence or "cat taken for fox 1 time " in sentence
+    assert sentence.startswith("m: 4 of 9 test images wrong; most often cat read as dog: 2 times (50 % of the cats)")
+    assert "fox read as cat: 1 time (33 % of the foxs)" in sentence or "cat read as fox: 1 time " in sentence
     assert narrative.confusion_sentence("m", evaluation([0, 1], [0, 1]), ["a", "b"]) == "m: no test image wrong"
 
 

@@ -63,7 +63,7 @@ def confusion_sentence(name: str, test: Evaluation, classes: Sequence[str], top:
         return f"{name}: no test image wrong"
     order = np.argsort(counts, axis=None)[::-1][:top]
     pairs = [divmod(int(k), len(classes)) for k in order if counts.flat[k] > 0]
-    mixed = ", ".join(f"{classes[t]} taken for {classes[p]} {counts[t, p]} time{'s' if counts[t, p] != 1 else ''} "
+    mixed = "; ".join(f"{classes[t]} read as {classes[p]}: {counts[t, p]} time{'s' if counts[t, p] != 1 else ''} "
                       f"({100 * counts[t, p] / totals[t]:.0f} % of the {classes[t]}s)" for t, p in pairs)
     return f"{name}: {wrong} of {len(targets)} test images wrong; most often {mixed}"
 
