@@ -27,8 +27,8 @@ the images (a new version) never reuses a backbone trained on the old ones. Vers
 belong to the class (version 1 drew them per image, and a quarter of the images were grey, so
 the backbone learned to look past colour and lost to scratch on colour photographs)."""
 FRACTAL_CLASSES = 40
-"""Classes (systems) of the ``fractals`` data set; a pretraining recipe sets its own (``classes``:
-1000 for the default backbone, after FractalDB-1k)."""
+"""Classes (systems) of the ``fractals`` data set and of the default backbone's source; a pretraining
+recipe sets its own (``classes``: 1000 for the ``fractals-1k`` recipe, after FractalDB-1k)."""
 DEFAULT_JITTER = 0.03
 """Relative noise on each map's coefficients per image: variation within a class."""
 COLOUR_JITTER = 0.15
