@@ -174,9 +174,9 @@ def finetune_accuracy(folder: Path, weights: str, size: int, seed: int, epochs: 
                           train_subset=size, seed=seed, log_interval=None).test.accuracy
 
 
-def train_images(folder: Path) -> int:
-    """How many training images an image folder holds."""
-    return sum(1 for path in (folder / "train").rglob("*.png"))
+def count_images(folder: Path, split: str = "train") -> int:
+    """How many images a split (``train`` or ``test``) of an image folder holds."""
+    return sum(1 for _ in (folder / split).rglob("*.png"))
 
 
 def _interval(values: list[float]) -> str:
@@ -208,9 +208,8 @@ def probe_table(sets: list[str], backbones: dict[str, str], seeds: list[int], im
             ours = _stored(store, f"{name}-probe-{Path(weights).stem}",
                            lambda f=folder, w=weights: probe_accuracy(f, w, 0))
             cells.append(f"{100 * ours:.1f} | {100 * (ours - np.mean(random)):+.1f}")
-        tests = sum(1 for _ in (folder / "test").rglob("*.png"))
-        print(f"| {name} | {train_images(folder)} / {tests} | {_interval(random)} | " + " | ".join(cells) + " |",
-              flush=True)
+        sizes = f"{count_images(folder)} / {count_images(folder, 'test')}"
+        print(f"| {name} | {sizes} | {_interval(random)} | " + " | ".join(cells) + " |", flush=True)
 
 
 def finetune_table(sets: list[str], backbones: dict[str, str], seeds: list[int], images: Path, store: Path,
@@ -223,7 +222,7 @@ def finetune_table(sets: list[str], backbones: dict[str, str], seeds: list[int],
     print("|---|---|---|" + "---|---|" * len(backbones))
     for name in sets:
         folder = image_folder(name, images)
-        for size in [n for n in FINETUNE_SIZES if n <= train_images(folder)]:
+        for size in [n for n in FINETUNE_SIZES if n <= count_images(folder)]:
             scratch = finetune_runs(folder, "none", size, seeds, epochs, store)
             cells = []
             for weights in backbones.values():

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..training.loop import Evaluation
 from .plots import confusion_counts
-from .report import comparison_sentence, comparison_table
+from .report import LESSON_QUESTIONS, comparison_sentence, comparison_table
 
 PRETRAINING_QUESTION = (("finetune-sgd", "scratch"),)
 """The lesson's central question: fine-tuning from the pretrained backbone minus the same from random weights."""
@@ -45,9 +45,9 @@ def test_records(tests: Mapping[str, Evaluation], params: Mapping[str, Any]) -> 
 
 
 def comparison_sentences(runs: Sequence[dict[str, Any]],
-                         questions: Sequence[tuple[str, str]] | None = None) -> list[str]:
+                         questions: tuple[tuple[str, str], ...] = LESSON_QUESTIONS) -> list[str]:
     """The report's sentence for each question (default: the lesson's) that ``runs`` can answer."""
-    table = comparison_table(list(runs), questions=tuple(questions)) if questions else comparison_table(list(runs))
+    table = comparison_table(list(runs), questions=questions)
     return [comparison_sentence(row) for row in table.to_dict("records")]
 
 
