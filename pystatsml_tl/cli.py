@@ -9,7 +9,10 @@ import sys
 import time
 
 from .devices import DEVICES
-from .runs.parameters import EXPERIMENTS, PARAMETERS, PROFILE_EXPERIMENTS, PROFILE_SEEDS, PROFILES, parse_assignments
+from .extensions import load_extensions
+from .logs import show_messages
+from .runs.parameters import PARAMETERS, PROFILE_SEEDS, PROFILES, parse_assignments
+from .runs.registry import EXPERIMENTS, profile_experiments
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,7 +30,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", choices=list(PROFILES), default="quick", help="named parameter set (default: quick)")
     run.add_argument("--experiments", default=None,
                      help=f"comma-separated, among {', '.join(EXPERIMENTS)} (default: the profile's; "
-                          + "; ".join(f"{name}: {', '.join(names)}" for name, names in PROFILE_EXPERIMENTS.items())
+                          + "; ".join(f"{name}: {', '.join(profile_experiments(name))}" for name in PROFILES)
                           + ")")
     run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                      help="override a notebook parameter (repeatable), e.g. --set epochs=3")
@@ -88,16 +91,26 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _list() -> None:
-    print("Experiments:")
-    for name, settings in EXPERIMENTS.items():
-        print(f"  {name:15s} " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    from .data.registry import DATASETS
+    from .runs.kinds import KINDS
+
+    print("Experiments (name, kind, optimizer, what trains, weights, colour):")
+    for name, entry in EXPERIMENTS.items():
+        weights = entry.weights or "the run's"
+        print(f"  {name:17s} {entry.kind:15s} {entry.optimizer:6s} {entry.what_trains}; weights {weights}; "
+              f"colour {entry.colour}")
+    print("\nKinds: " + ", ".join(KINDS))
+    print("\nData sets (name, classes, image size):")
+    for name, dataset in DATASETS.items():
+        print(f"  {name:17s} {dataset.classes:3d} classes, {dataset.image_size} px  {dataset.description}")
+    print("  (or the path of an image folder with train/ and test/)")
     print("\nProfiles (over the defaults):")
     for name, values in PROFILES.items():
         print(f"  {name:9s} " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
-        print(f"  {'':9s} runs {', '.join(PROFILE_EXPERIMENTS[name])}")
+        print(f"  {'':9s} runs {', '.join(profile_experiments(name))}")
     print("\nParameters:")
     for p in PARAMETERS.values():
-        print(f"  {p.name:14s} {p.type.__name__:6s} default {p.default!r:14s} {p.help}")
+        print(f"  {p.name:14s} {p.type.__name__:6s} default {p.default!r:14s} {p.describe()}")
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> int:
@@ -112,7 +125,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[s
             overrides["device"] = args.device
         if args.nproc_per_node is not None:
             overrides["nproc_per_node"] = args.nproc_per_node
-        chosen = args.experiments if args.experiments is not None else ",".join(PROFILE_EXPERIMENTS[args.profile])
+        chosen = args.experiments if args.experiments is not None else ",".join(profile_experiments(args.profile))
         experiments = [name.strip() for name in chosen.split(",") if name.strip()]
         seeds = parse_seeds(args.seeds) if args.seeds is not None else list(range(PROFILE_SEEDS[args.profile]))
         grid, shard = parse_grid(args.grid), parse_shard(args.shard)
@@ -191,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    show_messages()
+    load_extensions()  # before the parser, whose help lists the registered experiments
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command == "list":

@@ -1,7 +1,11 @@
-"""Where tensors go: the device a name means."""
+"""Where tensors go: the device a name means. The names and their check need no torch; torch is
+imported when a name is resolved."""
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 """Device names a user may give: ``auto`` (CUDA, then Apple's ``mps``, then the CPU), or one of them
@@ -10,22 +14,26 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 def mps_available() -> bool:
     """Whether Apple's Metal GPU backend (``mps``) is available to torch on this machine."""
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
 
 
-def check_device(device: str) -> None:
+def check_device(name: str, value: Any) -> None:
     """Refuse a device name outside :data:`DEVICES` (and ``cuda:N``), in one line naming the parameter."""
-    if not isinstance(device, str) or (device not in DEVICES and not device.startswith("cuda:")):
-        raise ValueError(f"device={device!r}: expected {' | '.join(DEVICES)}")
+    if not isinstance(value, str) or (value not in DEVICES and not value.startswith("cuda:")):
+        raise ValueError(f"{name}={value!r}: expected {' | '.join(DEVICES)} (or cuda:N)")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Return the torch device for ``device``: ``auto`` picks CUDA when present, then Apple's GPU
     (``mps``), else the CPU; a named GPU that is not there is refused in one line."""
+    import torch
+
     if isinstance(device, torch.device):
         return device
-    check_device(device)
+    check_device("device", device)
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -1,10 +1,11 @@
-"""Model factory: a torchvision backbone by name, its weights, a new classification head, freezing."""
+"""Model factory: a torchvision backbone by name, its weights, a new classification head, and
+freezing as an explicit state of the model (:class:`Freezing`)."""
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from types import MethodType
 
 import torch
 from torch import nn
@@ -13,7 +14,8 @@ from .backbones import check_arch, check_weights, get_head, head_name, read_stat
 from .errors import ResourceUnavailableError
 from .pretraining import pretrained_backbone_path
 
-STRATEGIES = ("finetune", "extractor")
+ALL = "all"
+"""The ``trainable`` value of :func:`make_model` that trains every layer."""
 
 
 def _imagenet_unavailable(arch: str, weights, error: OSError) -> ResourceUnavailableError:
@@ -71,47 +73,89 @@ def load_backbone_weights(model: nn.Module, path: str | os.PathLike, arch: str) 
     model.load_state_dict(given, strict=False)
 
 
-def _train_keeping_backbone_frozen(self: nn.Module, mode: bool = True) -> nn.Module:
-    type(self).train(self, mode)
-    _set_frozen_to_eval(self, self.head_name)
-    return self
+HEAD = "head"
+"""In ``trainable``, the name that stands for the model's classification layer, whatever its path."""
 
 
-def _set_frozen_to_eval(module: nn.Module, head: str) -> None:
-    """Put every submodule of ``module`` outside the path to ``head`` in eval mode."""
-    first, _, rest = head.partition(".")
+@dataclass(frozen=True)
+class Freezing:
+    """The freezing state of a model (``model.freezing``): the paths of the blocks that train (the
+    head's among them) and of the frozen top-level blocks. Frozen parameters have
+    ``requires_grad=False`` and frozen blocks are put in eval mode before every forward pass, so
+    their BatchNorm statistics never move, whatever ``model.train()`` said."""
+
+    trainable: tuple[str, ...]
+    frozen: tuple[str, ...]
+    head: str
+
+    @property
+    def only_head_trains(self) -> bool:
+        """Whether everything but the classification layer is frozen (a fixed feature extractor,
+        whose features can be computed once)."""
+        return self.trainable == (self.head,)
+
+
+def _set_frozen_to_eval(module: nn.Module, trainable: tuple[str, ...], prefix: str = "") -> None:
+    """Put every submodule of ``module`` that is neither a trainable block nor on the path to one in eval mode."""
     for name, child in module.named_children():
-        if name != first:
+        path = prefix + name
+        if path in trainable:
+            continue
+        if any(block.startswith(path + ".") for block in trainable):
+            _set_frozen_to_eval(child, trainable, path + ".")
+        else:
             child.eval()
-        elif rest:
-            _set_frozen_to_eval(child, rest)
+
+
+def _keep_frozen_in_eval(model: nn.Module, args: tuple) -> None:
+    """Forward pre-hook of a frozen model: its frozen blocks run in eval mode."""
+    freezing = getattr(model, "freezing", None)
+    if freezing is not None and model.training:
+        _set_frozen_to_eval(model, freezing.trainable)
+
+
+def freeze(model: nn.Module, trainable: tuple[str, ...] = (HEAD,)) -> nn.Module:
+    """Freeze every parameter outside the ``trainable`` blocks (module paths such as ``"layer4"``;
+    ``"head"`` is the classification layer) and keep the frozen blocks in eval mode; record the
+    state as ``model.freezing`` (a :class:`Freezing`). Returns ``model``."""
+    head = head_name(model)
+    paths = tuple(dict.fromkeys(head if block == HEAD else block for block in trainable))
+    modules = dict(model.named_modules())
+    for path in paths:
+        if path not in modules:
+            raise ValueError(f"trainable={trainable!r}: {path!r} is not a block of {type(model).__name__} "
+                             f"(its top-level blocks: {', '.join(n for n, _ in model.named_children())})")
+    for name, param in model.named_parameters():
+        param.requires_grad = any(name.startswith(path + ".") for path in paths)
+    frozen = tuple(name for name, _ in model.named_children()
+                   if name not in paths and not any(path.startswith(name + ".") for path in paths))
+    if _keep_frozen_in_eval not in model._forward_pre_hooks.values():
+        model.register_forward_pre_hook(_keep_frozen_in_eval)
+    model.freezing = Freezing(paths, frozen, head)
+    if model.training:
+        _set_frozen_to_eval(model, paths)
+    return model
 
 
 def freeze_backbone(model: nn.Module) -> nn.Module:
     """Freeze every parameter but the classification layer's, and keep the frozen part in eval mode
-    even when ``model.train()`` is called, so that its BatchNorm statistics never move."""
-    model.head_name = head_name(model)
-    head_params = {id(p) for p in get_head(model).parameters()}
+    (its BatchNorm statistics never move): :func:`freeze` with only the head trainable."""
+    return freeze(model, (HEAD,))
+
+
+def unfreeze_backbone(model: nn.Module) -> nn.Module:
+    """Undo :func:`freeze`: every parameter trains again and ``model.train()`` puts every layer,
+    BatchNorm included, in train mode (its running statistics move again)."""
     for param in model.parameters():
-        param.requires_grad = id(param) in head_params
-    model.train = MethodType(_train_keeping_backbone_frozen, model)
+        param.requires_grad = True
+    model.freezing = None
     model.train(model.training)
     return model
 
 
-def unfreeze_backbone(model: nn.Module) -> nn.Module:
-    """Undo :func:`freeze_backbone`: every parameter trains again and ``model.train()`` puts every
-    layer, BatchNorm included, in train mode (its running statistics move again)."""
-    for param in model.parameters():
-        param.requires_grad = True
-    vars(model).pop("train", None)
-    vars(model).pop("head_name", None)
-    return model
-
-
-def is_frozen(model: nn.Module) -> bool:
-    """True if ``model`` was made by :func:`freeze_backbone` (a fixed feature extractor)."""
-    return isinstance(getattr(model, "head_name", None), str) and "train" in vars(model)
+def freezing_of(model: nn.Module) -> Freezing | None:
+    """The freezing state of ``model`` (:func:`freeze`), or None when every layer trains."""
+    return getattr(model, "freezing", None)
 
 
 def pretrained_model(arch: str = "resnet18", weights: str = "imagenet", *, progress: bool = True) -> nn.Module:
@@ -136,17 +180,16 @@ def pretrained_model(arch: str = "resnet18", weights: str = "imagenet", *, progr
 
 
 def make_model(arch: str = "resnet18", weights: str = "imagenet", num_classes: int = 10,
-               strategy: str = "finetune", *, seed: int | None = None, progress: bool = True) -> nn.Module:
+               trainable: str | tuple[str, ...] = ALL, *, seed: int | None = None, progress: bool = True) -> nn.Module:
     """Build a torchvision ``arch`` with ``weights`` (see :func:`pretrained_model`), its classifier
     replaced by a new ``nn.Linear(in_features, num_classes)``.
 
-    ``strategy``: ``finetune`` (every layer trains) or ``extractor`` (only the new layer trains;
-    the rest is frozen and stays in eval mode). ``seed`` seeds the random initialisation.
+    ``trainable``: ``"all"`` (every layer trains) or the blocks that train, the rest frozen and in
+    eval mode (:func:`freeze`): ``("head",)`` for a fixed feature extractor. ``seed`` seeds the
+    random initialisation.
     """
-    check_arch(arch)
-    check_weights(weights)
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy={strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    if trainable != ALL and not (isinstance(trainable, tuple) and trainable):
+        raise ValueError(f"trainable={trainable!r}: expected 'all' or a tuple of block names such as ('head',)")
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes={num_classes!r}: expected an integer >= 2")
     if seed is not None:
@@ -154,8 +197,8 @@ def make_model(arch: str = "resnet18", weights: str = "imagenet", num_classes: i
     model = pretrained_model(arch, weights, progress=progress)
     name = head_name(model)
     set_head(model, name, nn.Linear(get_head(model).in_features, num_classes))
-    if strategy == "extractor":
-        freeze_backbone(model)
+    if trainable != ALL:
+        freeze(model, trainable)
     return model
 
 

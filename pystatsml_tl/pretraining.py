@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,8 @@ from .storage import cache_dir as resolve_cache_dir
 from .storage import file_lock, torch_save_atomic, write_json_atomic
 from .training.loop import best_epoch, train_val_model
 from .training.recipes import make_scheduler, parameter_blocks, scheduler_interval
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_SOURCE = "fractals"
 BUILTIN_SOURCES = ("fractals", "synthetic-source", "cifar10")
@@ -197,13 +199,13 @@ def install_bundle(path: Path) -> PretrainedBackbone | None:
     fresh = _seeded_initial_state(card["arch"], _redraw_seed(card))
     state = {name: learned.get(name, fresh[name]) for name in fresh}
     if set(state) != set(learned) | set(card["redrawn"]) or bundles.state_digest(state) != card["state_digest"]:
-        print(f"The bundled backbone {path.stem} does not rebuild exactly with torch {torch.__version__}; "
-              "pretraining it instead", file=sys.stderr)
+        logger.warning("The bundled backbone %s does not rebuild exactly with torch %s; pretraining it instead",
+                       path.stem, torch.__version__)
         return None
     torch_save_atomic(state, path)
     card = card | {"bundled": True}
     write_json_atomic(path.with_suffix(".json"), card)
-    print(f"Installed the offline backbone bundled with the package at {path}", file=sys.stderr)
+    logger.info("Installed the offline backbone bundled with the package at %s", path)
     return PretrainedBackbone(path, card)
 
 
@@ -270,8 +272,8 @@ def _pretrain_and_save(arch: str, source: str, recipe: dict[str, Any], path: Pat
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
     scheduler = make_scheduler(optimizer, "onecycle", recipe["epochs"], len(data["train"]),
                                warmup_epochs=1 if recipe["epochs"] > 1 else 0)
-    print(f"Pretraining {arch} on {source} ({data.num_classes} classes, {data.sizes['train']} images, "
-          f"{recipe['epochs']} epochs); saved to {path} for reuse", file=sys.stderr)
+    logger.info("Pretraining %s on %s (%d classes, %d images, %d epochs); saved to %s for reuse", arch, source,
+                data.num_classes, data.sizes["train"], recipe["epochs"], path)
     started = time.time()
     model, _, accuracies = train_val_model(model, nn.CrossEntropyLoss(label_smoothing=0.1), optimizer, data,
                                            recipe["epochs"], scheduler, log_interval=1, device=device,

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
 from filelock import FileLock
 
 DATA_ENV = "PYSTATSML_TL_DATA"
@@ -82,6 +81,8 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
 
 def torch_save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` ``obj`` to ``path`` atomically."""
+    import torch
+
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
     return Path(path)

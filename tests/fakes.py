@@ -29,7 +29,7 @@ def fake_metrics(experiment: str, seed: int, correct: int, n: int = 100, epochs:
     params = {"experiment": experiment, "seed": seed, "lr": 0.001, "dataset": dataset, "epochs": epochs,
               "output_dir": f"/x/{experiment}/{seed}"} | parameters
     return {"experiment": experiment, "parameters": params,
-            "settings": {"strategy": "finetune", "optimizer": "sgd", "weights": "none"},
+            "schema": 2, "settings": {"kind": "finetune", "optimizer": "sgd", "trains": "all", "weights": "none"},
             "history": {"train_acc": curve, "val_acc": curve, "train_loss": [1.0] * epochs, "val_loss": [1.0] * epochs},
             "best_epoch": epochs - 1, "selected_on": "val", "test_acc": correct / n,
             "test_acc_ci": list(wilson_interval(correct, n)), "test_loss": 1.0, "seconds": 1.0, "device": "cpu",

@@ -22,11 +22,11 @@ def train_head(model, loaders, seed=0):
 def test_cached_features_train_the_same_head_as_the_full_network(cache_dir):
     # both in fp32, whatever auto picks here: equal up to float rounding is a claim about fp32
     data = small_data()
-    full = make_model("resnet18", weights="none", strategy="extractor", seed=1)
+    full = make_model("resnet18", weights="none", trainable=("head",), seed=1)
     optimizer = torch.optim.SGD(full.fc.parameters(), lr=0.01, momentum=0.9)
     _, full_losses, full_acc = train_val_model(full, nn.CrossEntropyLoss(), optimizer, data, 3, device="cpu",
                                                seed=0, progress=False, precision="fp32")
-    cached = make_model("resnet18", weights="none", strategy="extractor", seed=1)
+    cached = make_model("resnet18", weights="none", trainable=("head",), seed=1)
     loaders, info = cached_feature_loaders(cached, data, device="cpu", precision="fp32")
     assert not info.reused and info.bytes > 0
     optimizer = torch.optim.SGD(cached.fc.parameters(), lr=0.01, momentum=0.9)
@@ -56,7 +56,7 @@ def test_second_extractor_reuses_the_disk_cache(cache_dir, monkeypatch):
 
 def test_corrupt_or_mismatched_entries_are_recomputed(cache_dir):
     data = small_data()
-    model = make_model("resnet18", weights="none", strategy="extractor", seed=1)
+    model = make_model("resnet18", weights="none", trainable=("head",), seed=1)
     _, info = cached_feature_loaders(model, data, device="cpu")
     path = info.paths[0]
     with open(path, "r+b") as f:
@@ -75,8 +75,8 @@ def test_corrupt_or_mismatched_entries_are_recomputed(cache_dir):
 
 def test_cache_key_follows_the_weights_and_the_data(cache_dir):
     data = small_data()
-    a = make_model("resnet18", weights="none", strategy="extractor", seed=1)
-    b = make_model("resnet18", weights="none", strategy="extractor", seed=2)
+    a = make_model("resnet18", weights="none", trainable=("head",), seed=1)
+    b = make_model("resnet18", weights="none", trainable=("head",), seed=2)
     paths_a = cached_feature_loaders(a, data, device="cpu")[1].paths
     assert len(paths_a) == 2  # two image sets: training (train and val splits share it) and test
     assert cached_feature_loaders(b, data, device="cpu")[1].paths != paths_a
@@ -85,22 +85,23 @@ def test_cache_key_follows_the_weights_and_the_data(cache_dir):
 
 
 def test_cache_off_writes_nothing(cache_dir):
-    _, info = cached_feature_loaders(make_model("resnet18", weights="none", strategy="extractor"), small_data(),
+    _, info = cached_feature_loaders(make_model("resnet18", weights="none", trainable=("head",)), small_data(),
                                      cache=False, device="cpu")
     assert info.paths == [] and info.computed == 160 and not (cache_dir / "features").exists()
 
 
-def test_extractor_with_augmentation_runs_the_whole_network(cache_dir, capsys):
+def test_extractor_with_augmentation_runs_the_whole_network(cache_dir, caplog):
+    caplog.set_level("INFO", logger="pystatsml_tl")
     result = run_experiment(experiment="extractor-adam", dataset="synthetic", weights="none", epochs=1,
                             batch_size=20, train_subset=60, test_subset=20, augment=True, progress=False,
                             device="cpu", log_interval=None)
     assert result.feature_cache is None
-    assert "no feature cache" in capsys.readouterr().out
+    assert "no feature cache" in caplog.text
 
 
 def test_every_seed_and_split_of_one_image_set_shares_one_entry(cache_dir, fake_cifar10, monkeypatch):
     root, _ = fake_cifar10  # 100 training and 30 test images in CIFAR-10's own format
-    model = make_model("resnet18", weights="none", strategy="extractor", seed=1)
+    model = make_model("resnet18", weights="none", trainable=("head",), seed=1)
 
     def cifar(seed, subset, test_subset=10):
         return load_data("cifar10", data_dir=root, batch_size=20, train_subset=subset, test_subset=test_subset,
@@ -127,7 +128,7 @@ def test_every_seed_and_split_of_one_image_set_shares_one_entry(cache_dir, fake_
 
 def test_bf16_features_are_close_to_fp32_and_cached_apart(cache_dir):
     data = small_data()
-    model = make_model("resnet18", weights="none", strategy="extractor", seed=1)
+    model = make_model("resnet18", weights="none", trainable=("head",), seed=1)
     fp32, info32 = cached_feature_loaders(model, data, device="cpu", precision="fp32")
     bf16, info16 = cached_feature_loaders(model, data, device="cpu", precision="bf16")
     assert info16.computed == info32.computed and set(info16.paths).isdisjoint(info32.paths)
@@ -148,6 +149,6 @@ def test_unknown_precision_fails_before_any_work(cache_dir):
     with pytest.raises(ValueError, match=r"^precision='foo': expected auto \| fp32 \| bf16"):
         validate_parameters({"precision": "foo"})
     with pytest.raises(ValueError, match="^precision='fp16'"):
-        cached_feature_loaders(make_model("resnet18", weights="none", strategy="extractor"), small_data(),
+        cached_feature_loaders(make_model("resnet18", weights="none", trainable=("head",)), small_data(),
                                device="cpu", precision="fp16")
     assert not (cache_dir / "features").exists()

@@ -7,7 +7,7 @@ from pystatsml_tl.inference import inference_model
 
 
 def test_folded_backbone_computes_the_same_features_without_batchnorm():
-    model = make_model("resnet18", weights="none", strategy="extractor", seed=3)
+    model = make_model("resnet18", weights="none", trainable=("head",), seed=3)
     model.fc = nn.Identity()
     with torch.no_grad():  # non-trivial BatchNorm statistics, so that folding them matters
         for module in model.modules():

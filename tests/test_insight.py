@@ -74,7 +74,9 @@ def test_curve_sizes_and_epochs():
 
 
 def test_one_colour_per_experiment_in_every_figure():
-    colours = [plots.experiment_colour(name) for name in plots.EXPERIMENT_COLOURS]
+    from pystatsml_tl.runs.registry import EXPERIMENTS
+
+    colours = [plots.experiment_colour(name) for name in EXPERIMENTS]
     assert len(set(colours)) == len(colours)
     assert plots.experiment_colour("finetune-sgd lr=0.01") == plots.experiment_colour("finetune-sgd")
     assert plots.experiment_colour("something-new") == plots.experiment_colour("something-new")
@@ -85,7 +87,8 @@ def test_comparison_row_reports_the_kept_epoch_and_one_test_accuracy():
 
     accuracies = {"train": [0.5, 0.8, 0.9], "val": [0.4, 0.7, 0.6]}
     test = Evaluation(0.5, 0.75, torch.tensor([0, 1, 1, 1]), torch.tensor([0, 1, 1, 0]))
-    row = insight.comparison_row("finetune-sgd", "finetune", 1234, accuracies, test)
+    row = insight.comparison_row("finetune-sgd", 1234, accuracies, test)
+    assert row["what trains"] == "every layer"
     assert row["kept epoch"] == 1 and row["val acc (%)"] == 70.0 and row["test acc (%)"] == 75.0
     assert row["tutorial: CIFAR-10, ImageNet weights (%)"] == "78.90" and row["trainable parameters"] == "1,234"
     low, high = (float(v) for v in row["95 % interval"].split(" to "))

@@ -8,8 +8,9 @@ import torch
 from fakes import FakeExecutor
 
 from pystatsml_tl.runs.experiments import run_experiment
-from pystatsml_tl.runs.kinds import KINDS, Extractor, kind_of, register_experiment, register_kind
-from pystatsml_tl.runs.parameters import EXPERIMENTS, validate_parameters
+from pystatsml_tl.runs.kinds import KINDS, Extractor, kind_of, register_kind
+from pystatsml_tl.runs.parameters import validate_parameters
+from pystatsml_tl.runs.registry import EXPERIMENTS, Experiment, register_experiment
 from pystatsml_tl.runs.runner import execute_plan, plan_run, run_in_process
 
 SMALL = dict(dataset="synthetic", weights="none", epochs=2, batch_size=20, train_subset=120, test_subset=40,
@@ -32,7 +33,7 @@ class NesterovExtractor(Extractor):
 def nesterov_kind():
     """The new kind and its experiment, registered for one test."""
     register_kind(NesterovExtractor())
-    register_experiment("extractor-nesterov", kind="extractor-nesterov", optimizer="sgd")
+    register_experiment(Experiment("extractor-nesterov", kind="extractor-nesterov", optimizer="sgd", trains=("head",)))
     yield KINDS["extractor-nesterov"]
     del KINDS["extractor-nesterov"], EXPERIMENTS["extractor-nesterov"]
 
@@ -44,7 +45,7 @@ def test_a_registered_kind_trains_through_run_experiment(nesterov_kind, tmp_path
     assert result.feature_cache is not None  # an extractor: the head trained on cached features
     assert result.losses["train"][-1] < result.losses["train"][0]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["settings"]["strategy"] == "extractor-nesterov"
+    assert metrics["settings"]["kind"] == "extractor-nesterov"
     trained = [p for p in result.model.parameters() if p.requires_grad]
     assert {id(p) for p in trained} == {id(p) for p in result.model.fc.parameters()}  # the backbone frozen
 
@@ -64,13 +65,17 @@ def test_a_registered_kind_trains_through_the_runner_in_process(nesterov_kind, t
     plan = plan_run("smoke", ["extractor-nesterov"], SMALL | {"lr": 0.005}, tmp_path, seeds=[0])
     assert execute_plan(plan, executor=run_in_process) == {}
     metrics = json.loads((tmp_path / "extractor-nesterov" / "seed-0" / "metrics.json").read_text())
-    assert metrics["settings"]["strategy"] == "extractor-nesterov" and nesterov_kind.optimizers
+    assert metrics["settings"]["kind"] == "extractor-nesterov" and nesterov_kind.optimizers
     assert pd.read_csv(tmp_path / "runs.csv")["status"].tolist() == ["ok"]
     assert not list((tmp_path / "extractor-nesterov").glob("*.ipynb"))  # no kernel, no output notebook
 
 
 def test_no_kind_is_named_outside_the_registry():
-    assert {settings["strategy"] for settings in EXPERIMENTS.values()} <= set(KINDS)
+    assert {entry.kind for entry in EXPERIMENTS.values()} <= set(KINDS)
     assert kind_of(validate_parameters({"experiment": "two-stage"})).name == "two-stage"
-    with pytest.raises(ValueError, match="kind='nope': expected a registered kind"):
-        register_experiment("x", kind="nope", optimizer="sgd")
+    register_experiment(Experiment("x", kind="nope", optimizer="sgd"))
+    try:
+        with pytest.raises(ValueError, match="experiment='x': expected an experiment whose kind is registered"):
+            validate_parameters({"experiment": "x"})
+    finally:
+        del EXPERIMENTS["x"]

@@ -7,7 +7,7 @@ import torchvision
 from torch import nn
 
 from pystatsml_tl import ResourceUnavailableError, count_parameters, load_data, make_model, train_val_model
-from pystatsml_tl.models import get_head, head_name, is_frozen
+from pystatsml_tl.models import freezing_of, get_head, head_name
 
 
 @pytest.mark.parametrize("arch, head", [("resnet18", "fc"), ("resnet34", "fc"), ("resnet50", "fc"),
@@ -69,7 +69,9 @@ def test_foreign_or_broken_weight_files_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, name", [({"arch": "resnet9000"}, "arch"), ({"weights": "imagenet21k"}, "weights"),
-                                          ({"strategy": "distill"}, "strategy"), ({"num_classes": 1}, "num_classes")])
+                                          ({"trainable": "distill"}, "trainable"),
+                                          ({"trainable": ("layer9",)}, "trainable"),
+                                          ({"num_classes": 1}, "num_classes")])
 def test_bad_model_arguments_name_the_parameter(kwargs, name):
     with pytest.raises(ValueError, match=f"^{name}="):
         make_model(**({"weights": "none"} | kwargs))
@@ -88,10 +90,14 @@ def _train_briefly(model, epochs=1):
 
 
 def test_extractor_backbone_is_bit_identical_after_training():
-    model = make_model("resnet18", weights="none", strategy="extractor", seed=0)
-    assert is_frozen(model)
+    model = make_model("resnet18", weights="none", trainable=("head",), seed=0)
+    freezing = freezing_of(model)
+    assert freezing.only_head_trains and freezing.trainable == ("fc",)
+    assert set(freezing.frozen) == {"conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4",
+                                    "avgpool"}
     assert count_parameters(model)["trainable"] == 512 * 10 + 10
     model.train()
+    model(torch.zeros(2, 3, 32, 32))  # frozen blocks run in eval mode, whatever train() said
     assert model.fc.training and not model.layer1.training and not model.bn1.training
     before, head_before = _snapshot_backbone(model), model.fc.weight.clone()
     _train_briefly(model)
@@ -101,14 +107,15 @@ def test_extractor_backbone_is_bit_identical_after_training():
 
 
 def test_extractor_keeps_nested_heads_trainable_and_the_rest_in_eval():
-    model = make_model("mobilenet_v3_small", weights="none", strategy="extractor", seed=0)
+    model = make_model("mobilenet_v3_small", weights="none", trainable=("head",), seed=0)
     model.train()
+    model(torch.zeros(2, 3, 32, 32))
     assert model.classifier[3].training and not model.classifier[0].training and not model.features.training
     assert [n for n, p in model.named_parameters() if p.requires_grad] == ["classifier.3.weight", "classifier.3.bias"]
 
 
 def test_finetuning_changes_the_backbone():
-    model = make_model("resnet18", weights="none", strategy="finetune", seed=0)
+    model = make_model("resnet18", weights="none", trainable="all", seed=0)
     before = _snapshot_backbone(model)
     _train_briefly(model)
     after = _snapshot_backbone(model)

@@ -84,7 +84,7 @@ def test_help_notebook_lists_every_parameter_with_type_and_help():
                            capture_output=True, text=True, check=True).stdout
     for p in [*PARAMETERS.values(), SEEDS_PARAMETER]:
         assert f"{p.name}: {p.type.__name__} (default {p.default!r})" in shown
-        assert p.help.split()[0] in shown
+        assert p.describe().split()[0] in shown
 
 
 def test_committed_notebooks_are_clean_and_use_the_python3_kernel():

@@ -62,4 +62,4 @@ def test_notebook_parameters_cell_matches_the_package():
     for name, info in inferred.items():
         assert info["inferred_type_name"] == declared[name].type.__name__
         assert eval(info["default"]) == declared[name].default
-        assert info["help"] == declared[name].help
+        assert info["help"] == declared[name].describe()

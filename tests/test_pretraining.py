@@ -86,11 +86,12 @@ def _never_pretrain(*args, **kwargs):
     raise AssertionError("pretrained instead of installed from the bundle")
 
 
-def test_the_default_backbone_installs_from_its_bundle_into_an_empty_cache(cache_dir, monkeypatch, capsys):
+def test_the_default_backbone_installs_from_its_bundle_into_an_empty_cache(cache_dir, monkeypatch, caplog):
+    caplog.set_level("INFO", logger="pystatsml_tl")
     monkeypatch.setattr(pretraining_module, "train_val_model", _never_pretrain)
     backbone = pretrain("resnet18", progress=False)
     assert backbone.path.parent == cache_dir / "pretrained" and backbone.card["bundled"]
-    assert "Installed the offline backbone bundled with the package" in capsys.readouterr().err
+    assert "Installed the offline backbone bundled with the package" in caplog.text
     state = torch.load(backbone.path, weights_only=True)
     learned, card = bundles.find_bundle(backbone.path.stem)
     assert bundles.state_digest(state) == card["state_digest"] == backbone.card["state_digest"]
@@ -101,12 +102,14 @@ def test_the_default_backbone_installs_from_its_bundle_into_an_empty_cache(cache
     fresh = torchvision.models.resnet18(num_classes=10).state_dict()
     assert torch.equal(state["layer4.1.conv2.weight"], fresh["layer4.1.conv2.weight"])  # drawn again from its seed
     assert not torch.equal(state["layer4.0.bn1.running_var"], fresh["layer4.0.bn1.running_var"])  # kept: measured
+    caplog.clear()
     assert pretrain("resnet18", progress=False).card == backbone.card  # found in the cache the next time
-    assert capsys.readouterr().err == ""
+    assert "Installed" not in caplog.text
 
 
 def test_a_bundle_rebuilds_its_backbone_and_one_that_does_not_is_pretrained_again(cache_dir, tmp_path, monkeypatch,
-                                                                                  capsys):
+                                                                                  caplog):
+    caplog.set_level("INFO", logger="pystatsml_tl")
     trained = pretrain("resnet18", progress=False, **TINY)
     original = torch.load(trained.path, weights_only=True)
     monkeypatch.setattr(bundles, "BUNDLE_DIR", tmp_path / "bundles")
@@ -121,9 +124,9 @@ def test_a_bundle_rebuilds_its_backbone_and_one_that_does_not_is_pretrained_agai
     card = json.loads(bundle.with_suffix(".json").read_text())
     bundle.with_suffix(".json").write_text(json.dumps(card | {"state_digest": "0" * 32}))
     installed.path.unlink()
-    capsys.readouterr()
+    caplog.clear()
     again = pretrain("resnet18", progress=False, **TINY)
-    assert "does not rebuild exactly" in capsys.readouterr().err and "bundled" not in again.card
+    assert "does not rebuild exactly" in caplog.text and "bundled" not in again.card
 
 
 def test_pretrained_backbone_transfers_to_the_synthetic_target():

@@ -55,7 +55,8 @@ def test_two_stage_first_stage_keeps_the_backbone_bit_identical_and_the_second_m
         assert all(p.requires_grad for p in module.parameters())
         module.train()  # as the training loop does: after unfreezing, BatchNorm trains too
         assert all(m.training for m in module.modules() if isinstance(m, nn.BatchNorm2d))
-        history = original(kind, training, module, loaders, epochs, stage, **kwargs)
+        assert kwargs.pop("best").accuracy >= 0  # stage 1's best, which stage 2's epochs must beat
+        history = original(kind, training, module, loaders, epochs, stage, **kwargs)  # stage 2's own best kept
         stages.append({k: v.clone() for k, v in module.state_dict().items() if not k.startswith("fc.")})
         return history
 
@@ -67,7 +68,7 @@ def test_two_stage_first_stage_keeps_the_backbone_bit_identical_and_the_second_m
     finally:
         kinds.train_stage = original
     assert len(stages) == 2 and all(torch.equal(before[k], stages[0][k]) for k in before)  # stage 1: untouched
-    after = stages[1]  # the weights stage 2 ended with (the kept ones may be stage 1's, if it validated better)
+    after = stages[1]  # the weights of stage 2's best epoch
     assert any(not torch.equal(before[k], after[k]) for k in before if "weight" in k)  # stage 2: weights moved
     assert any(not torch.equal(before[k], after[k]) for k in before if "running_mean" in k)  # and BN statistics
     assert all(len(v) == 3 for v in losses.values()) and all(len(v) == 3 for v in accuracies.values())

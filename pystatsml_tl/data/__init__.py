@@ -1,7 +1,4 @@
-"""Images in, batches out: CIFAR-10, image folders, the synthetic tasks and the formula-driven
-fractals (``datasets``), the in-memory loaders (``loaders``) and the two generators
-(``synthetic``, ``formulas``). :func:`load_data` is the entry point."""
-from ..devices import resolve_device
-from .datasets import DataLoaders, load_cifar10_pytorch, load_data
-
-__all__ = ["DataLoaders", "load_cifar10_pytorch", "load_data", "resolve_device"]
+"""Images in, batches out: the data-set registry and the checks of every data argument
+(``registry``), the loaders over registered sets and image folders (``datasets``), the in-memory
+loaders (``loaders``), CIFAR-10 (``cifar10``), the digits (``digits``) and the two generators
+(``synthetic``, ``formulas``). :func:`~pystatsml_tl.data.datasets.load_data` is the entry point."""

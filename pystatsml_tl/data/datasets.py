@@ -1,5 +1,5 @@
-"""Datasets and their loaders: CIFAR-10, handwritten digits, the synthetic tasks, formula-driven fractals,
-and image folders.
+"""Loaders over the registered data sets (:mod:`pystatsml_tl.data.registry`: CIFAR-10, handwritten
+digits, the synthetic tasks, formula-driven fractals) and over image folders.
 
 :func:`load_data` returns a :class:`DataLoaders` dict keyed ``"train"``, ``"val"`` (when
 ``val_fraction > 0``) and ``"test"``. In-memory datasets (CIFAR-10, synthetic) are served by a
@@ -8,8 +8,8 @@ and image folders.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +17,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import checks
 from ..devices import resolve_device
-from ..errors import ResourceUnavailableError
-from ..storage import data_dir as resolve_data_dir
-from .digits import load_digits_arrays
-from .formulas import FRACTAL_CLASSES, make_fractals
-from .loaders import NORMALIZATION_STATS, BatchTransform, ImageArrayDataset, TensorLoader, shard
-from .synthetic import class_names, make_synthetic
+from .cifar10 import load_cifar10_arrays
+from .formulas import FRACTAL_CLASSES, FRACTAL_SIZES, load_fractal_arrays
+from .loaders import BatchTransform, ImageArrayDataset, TensorLoader, shard
+from .normalization import NORMALIZATION_STATS
+from .registry import DATA_CHECKS, DATASETS, LoadRequest, check_data_arguments
 
-SYNTHETIC_SIZES = {"train": 50_000, "test": 10_000}
-SYNTHETIC_DATASETS = {"synthetic": "target", "synthetic-source": "source"}
-FRACTAL_SIZES = {"train": 10_000, "test": 1_000}
-CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 EVAL_BATCH_SIZE = 100
 """The smallest batch of the validation and test loaders. Evaluation keeps no gradients, so it can
 take larger batches than training: a few large batches cost less time than many small ones (at
@@ -91,16 +85,6 @@ def _folder_entries(folder, root: Path) -> list[tuple[str, int, int]]:
     return [(str(Path(path).relative_to(root)), Path(path).stat().st_size, label) for path, label in folder.samples]
 
 
-def _check_arguments(batch_size: int, val_fraction: float, image_size: int, normalize: str,
-                     train_subset: int | None, test_subset: int | None) -> None:
-    checks.positive_int("batch_size", batch_size)
-    checks.positive_int("image_size", image_size)
-    checks.in_interval("val_fraction", val_fraction, 0, 1, "[)", noun="a fraction")
-    checks.one_of(tuple(NORMALIZATION_STATS), " or ")("normalize", normalize)
-    checks.positive_int_or_none("train_subset", train_subset)
-    checks.positive_int_or_none("test_subset", test_subset)
-
-
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Split ``range(n)`` into seeded (train, val) index tensors; ``val`` holds ``round(n * val_fraction)``."""
     n_val = round(n * val_fraction)
@@ -115,51 +99,6 @@ def subset_indices(n: int, size: int | None, seed: int) -> torch.Tensor | None:
     if size is None or size >= n:
         return None
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values
-
-
-def load_cifar10_arrays(root: str | os.PathLike | None = None, download: bool = True) -> dict[str, ImageArrayDataset]:
-    """Load CIFAR-10 through ``torchvision.datasets.CIFAR10`` (downloading it on first use) as
-    in-memory datasets keyed ``train`` and ``test``.
-
-    Raises :class:`ResourceUnavailableError` with what to do when it is missing and cannot be downloaded.
-    """
-    from torchvision.datasets import CIFAR10
-
-    root = resolve_data_dir(root)
-    datasets = {}
-    for split in ("train", "test"):
-        try:
-            raw = CIFAR10(root=str(root), train=split == "train", download=download)
-        except OSError as error:  # urllib's URLError and socket errors are OSErrors
-            raise ResourceUnavailableError(
-                "The CIFAR-10 dataset", f"{root / CIFAR10.base_folder}",
-                f"download {CIFAR10_URL} elsewhere and copy it into {root} (or extract it there), "
-                f"or set data_dir (or $PYSTATSML_TL_DATA) to a folder that holds {CIFAR10.base_folder}.", error,
-            ) from error
-        datasets[split] = ImageArrayDataset.from_hwc(raw.data, raw.targets, raw.classes)
-    return datasets
-
-
-def load_synthetic_arrays(task: str = "target", train_size: int = SYNTHETIC_SIZES["train"],
-                          test_size: int = SYNTHETIC_SIZES["test"], seed: int = 0) -> dict[str, ImageArrayDataset]:
-    """Generate a synthetic task (see :mod:`pystatsml_tl.data.synthetic`) as datasets keyed ``train`` and ``test``."""
-    return _generated_splits(lambda size, split: make_synthetic(task, size, seed=seed, split=split),
-                             class_names(task), train_size, test_size)
-
-
-def load_fractal_arrays(train_size: int = FRACTAL_SIZES["train"], test_size: int = FRACTAL_SIZES["test"],
-                        seed: int = 0, num_classes: int = FRACTAL_CLASSES) -> dict[str, ImageArrayDataset]:
-    """Render the formula-driven source task (see :mod:`pystatsml_tl.data.formulas`) as datasets keyed
-    ``train`` and ``test``; classes are named ``ifs-00``, ``ifs-01``, ..."""
-    return _generated_splits(lambda size, split: make_fractals(size, num_classes, seed=seed, split=split),
-                             [f"ifs-{k:02d}" for k in range(num_classes)], train_size, test_size)
-
-
-def _generated_splits(render: Callable[[int, str], tuple[np.ndarray, np.ndarray]], names: list[str],
-                      train_size: int, test_size: int) -> dict[str, ImageArrayDataset]:
-    """``train`` and ``test`` datasets from a generator ``render(size, split) -> (images, labels)``."""
-    return {split: ImageArrayDataset.from_hwc(*render(size, split), names)
-            for split, size in (("train", train_size), ("test", test_size))}
 
 
 def _tensor_loaders(datasets: dict[str, ImageArrayDataset], name: str, batch_size: int, val_fraction: float,
@@ -248,47 +187,45 @@ def load_data(dataset: str = "cifar10", *, data_dir: str | os.PathLike | None = 
               device: str | torch.device = "cpu", num_workers: int = 0) -> DataLoaders:
     """Load a dataset and return its loaders keyed ``train``, ``val`` (if ``val_fraction > 0``) and ``test``.
 
-    ``dataset`` is ``cifar10`` (downloaded on first use into ``data_dir``), ``digits``
-    (scikit-learn's handwritten digits as 32 px RGB, :mod:`pystatsml_tl.data.digits`), ``synthetic`` (the
-    10-class offline target task; ``synthetic-source`` is its 22-class source task), ``fractals``
-    (the formula-driven source task of the offline backbone) or the path of an image folder with
+    ``dataset`` is the name of a registered data set (:data:`~pystatsml_tl.data.registry.DATASETS`:
+    ``cifar10``, downloaded on first use into ``data_dir``; ``digits``, scikit-learn's handwritten
+    digits as 32 px RGB; ``synthetic`` and ``synthetic-source``, the offline tasks; ``fractals``,
+    the formula-driven source task of the offline backbone; and any set registered with
+    :func:`~pystatsml_tl.data.registry.register_dataset`) or the path of an image folder with
     ``train/`` and ``test/`` (or ``val/``) subfolders of class folders.
     The validation split is drawn from the training set with ``seed``; ``train_subset`` and
     ``test_subset`` keep that many seeded random images. Only training batches are augmented;
     the validation and test loaders take batches of at least :data:`EVAL_BATCH_SIZE` images.
     """
-    _check_arguments(batch_size, val_fraction, image_size, normalize, train_subset, test_subset)
+    check_data_arguments(dataset=dataset, batch_size=batch_size, val_fraction=val_fraction,
+                         train_subset=train_subset, test_subset=test_subset, image_size=image_size,
+                         normalize=normalize, num_workers=num_workers)
     device = resolve_device(device)
     common = dict(batch_size=batch_size, val_fraction=val_fraction, train_subset=train_subset,
                   test_subset=test_subset, normalize=normalize, image_size=image_size, augment=augment, seed=seed)
-    if dataset == "cifar10":
-        return _tensor_loaders(load_cifar10_arrays(data_dir), "cifar10", device=device, **common)
-    if dataset == "digits":
-        return _tensor_loaders(load_digits_arrays(), "digits", device=device, **common)
-    if dataset in SYNTHETIC_DATASETS:
-        # generating is the costly part: make only as many images as the subsets keep
-        arrays = load_synthetic_arrays(SYNTHETIC_DATASETS[dataset], train_subset or SYNTHETIC_SIZES["train"],
-                                       test_subset or SYNTHETIC_SIZES["test"], seed=seed)
-        return _tensor_loaders(arrays, dataset, device=device, **common | {"train_subset": None, "test_subset": None})
-    if dataset == "fractals":
-        return load_fractals(FRACTAL_CLASSES, device=device, **common)
-    root = Path(dataset).expanduser()
-    if not root.is_dir():
-        raise ValueError(f"dataset={dataset!r}: expected cifar10, digits, synthetic, synthetic-source, fractals or an "
-                         "existing image folder")
-    checks.non_negative_int("num_workers", num_workers)
-    return _image_folder_loaders(root, num_workers=num_workers, device=device, **common)
+    if dataset in DATASETS:
+        entry = DATASETS[dataset]
+        arrays = entry.load(LoadRequest(None if data_dir is None else str(data_dir), seed, train_subset, test_subset))
+        if entry.subsets_at_source:
+            common |= {"train_subset": None, "test_subset": None}
+        return _tensor_loaders(arrays, dataset, device=device, **common)
+    return _image_folder_loaders(Path(dataset).expanduser(), num_workers=num_workers, device=device, **common)
 
 
 def load_fractals(num_classes: int = FRACTAL_CLASSES, *, train_subset: int | None = None,
-                  test_subset: int | None = None, device: str | torch.device = "cpu", **settings) -> DataLoaders:
+                  test_subset: int | None = None, seed: int = 0, device: str | torch.device = "cpu",
+                  **settings) -> DataLoaders:
     """The formula-driven source task with ``num_classes`` systems as loaders (``fractals`` of
-    :func:`load_data`, whose other keywords ``settings`` takes): only as many images are rendered
-    as ``train_subset`` and ``test_subset`` keep (default :data:`FRACTAL_SIZES`)."""
+    :func:`load_data` with another number of classes; ``settings``: :func:`load_data`'s other
+    keywords, at its defaults when not given): only as many images are rendered as ``train_subset``
+    and ``test_subset`` keep (default :data:`~pystatsml_tl.data.formulas.FRACTAL_SIZES`)."""
+    defaults = {name: p.default for name, p in inspect.signature(load_data).parameters.items()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY
+                and name not in ("data_dir", "num_workers", "device", "train_subset", "test_subset")}
+    common = defaults | {"seed": seed} | settings
+    check_data_arguments(**{k: v for k, v in common.items() if k in DATA_CHECKS})
     arrays = load_fractal_arrays(train_subset or FRACTAL_SIZES["train"], test_subset or FRACTAL_SIZES["test"],
-                                 seed=settings.get("seed", 0), num_classes=num_classes)
-    common = {"batch_size": 100, "val_fraction": 0.1, "normalize": "tutorial", "image_size": 32, "augment": False,
-              "seed": 0} | settings
+                                 seed=seed, num_classes=num_classes)
     return _tensor_loaders(arrays, "fractals", train_subset=None, test_subset=None, device=resolve_device(device),
                            **common)
 

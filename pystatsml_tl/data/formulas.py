@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .loaders import ImageArrayDataset, generated_splits
+
 GENERATOR = "ifs-fractals-on-noise"
 VERSION = 2
 """Name and version of the generator; a pretrained backbone's card records both, so a change of
@@ -228,3 +230,15 @@ def make_fractals(n: int, num_classes: int = FRACTAL_CLASSES, seed: int = 0, spl
         labels.append(chunk_labels)
     array = torch.cat(images).permute(0, 2, 3, 1).contiguous().numpy()
     return array, torch.cat(labels).numpy()
+
+
+FRACTAL_SIZES = {"train": 10_000, "test": 1_000}
+"""The default sizes of the fractal source task's splits."""
+
+
+def load_fractal_arrays(train_size: int = FRACTAL_SIZES["train"], test_size: int = FRACTAL_SIZES["test"],
+                        seed: int = 0, num_classes: int = FRACTAL_CLASSES) -> dict[str, ImageArrayDataset]:
+    """Render the formula-driven source task (see :mod:`pystatsml_tl.data.formulas`) as datasets keyed
+    ``train`` and ``test``; classes are named ``ifs-00``, ``ifs-01``, ..."""
+    return generated_splits(lambda size, split: make_fractals(size, num_classes, seed=seed, split=split),
+                             [f"ifs-{k:02d}" for k in range(num_classes)], train_size, test_size)

@@ -4,18 +4,14 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..distributed import RankBatchSampler, rank_batches
-
-NORMALIZATION_STATS = {
-    "tutorial": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-}
+from .normalization import NORMALIZATION_STATS, check_normalize
 
 
 def is_every_row(index: torch.Tensor, size: int) -> bool:
@@ -70,8 +66,7 @@ class BatchTransform:
     resize to ``image_size``, scale to [0, 1], normalize."""
 
     def __init__(self, normalize: str = "tutorial", image_size: int = 32, augment: bool = False):
-        if normalize not in NORMALIZATION_STATS:
-            raise ValueError(f"normalize={normalize!r}: expected one of {', '.join(NORMALIZATION_STATS)}")
+        check_normalize("normalize", normalize)
         mean, std = NORMALIZATION_STATS[normalize]
         self.mean = torch.tensor(mean).view(1, 3, 1, 1)
         self.std = torch.tensor(std).view(1, 3, 1, 1)
@@ -193,3 +188,10 @@ def shard(loader: torch.utils.data.DataLoader, rank: int, world: int) -> torch.u
 @shard.register
 def _(loader: TensorLoader, rank: int, world: int) -> TensorLoader:
     return loader.shard(rank, world)
+
+
+def generated_splits(render: Callable[[int, str], tuple[np.ndarray, np.ndarray]], names: list[str],
+                      train_size: int, test_size: int) -> dict[str, ImageArrayDataset]:
+    """``train`` and ``test`` datasets from a generator ``render(size, split) -> (images, labels)``."""
+    return {split: ImageArrayDataset.from_hwc(*render(size, split), names)
+            for split, size in (("train", train_size), ("test", test_size))}

@@ -16,6 +16,8 @@ import math
 import numpy as np
 import torch
 
+from .loaders import ImageArrayDataset, generated_splits
+
 SHAPES = ("disk", "square", "diamond", "ring", "cross", "triangle", "crescent", "stripes")
 COLOURS = {"red": (0.85, 0.15, 0.15), "green": (0.15, 0.75, 0.2), "blue": (0.2, 0.3, 0.9), "yellow": (0.9, 0.85, 0.1)}
 ALL_CLASSES = [(s, c) for s in range(len(SHAPES)) for c in range(len(COLOURS))]
@@ -105,3 +107,14 @@ def make_synthetic(task: str, n: int, seed: int = 0, split: str = "train") -> tu
         images[start:start + count] = _render_chunk(chunk_labels, classes, gen)[:count].permute(0, 2, 3, 1)
         labels[start:start + count] = chunk_labels[:count]
     return images.numpy(), labels.numpy()
+
+
+SYNTHETIC_SIZES = {"train": 50_000, "test": 10_000}
+"""The default sizes of the synthetic tasks' splits."""
+
+
+def load_synthetic_arrays(task: str = "target", train_size: int = SYNTHETIC_SIZES["train"],
+                          test_size: int = SYNTHETIC_SIZES["test"], seed: int = 0) -> dict[str, ImageArrayDataset]:
+    """Generate a synthetic task (see :mod:`pystatsml_tl.data.synthetic`) as datasets keyed ``train`` and ``test``."""
+    return generated_splits(lambda size, split: make_synthetic(task, size, seed=seed, split=split),
+                             class_names(task), train_size, test_size)

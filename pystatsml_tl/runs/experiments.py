@@ -4,8 +4,9 @@ The notebooks call these steps one by one to tell the story; :func:`run_experime
 """
 from __future__ import annotations
 
-import json
+import inspect
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from ..data.datasets import DataLoaders, load_data, shard_loaders
+from ..data.registry import DATASETS
 from ..devices import resolve_device
 from ..distributed import is_distributed, launch, rank_and_world, resolve_nproc, worker_device
 from ..features import FeatureCacheInfo
@@ -24,60 +26,57 @@ from ..storage import save_figure_atomic, write_json_atomic
 from ..training.loop import Evaluation, best_epoch, evaluate, selection_phase
 from .grid import seed_folder
 from .kinds import FitResult, Training, experiment_criterion, kind_of
-from .parameters import BUILTIN_DATASETS, PARAMETERS, experiment_settings, validate_parameters
+from .metrics import SCHEMA
+from .parameters import PARAMETERS, Params, validate_parameters
 from .statistics import wilson_interval
 
-PUBLISHED_BEST_ACC = {"finetune-sgd": 78.90, "finetune-adam": 80.49, "extractor-sgd": 46.44, "extractor-adam": 46.43}
-"""The tutorial's published "best val acc" (%, selected on the CIFAR-10 test split, 5 epochs)."""
-PUBLISHED_SECONDS = {"finetune-sgd": 31 * 60 + 43, "finetune-adam": 31 * 60 + 9,
-                     "extractor-sgd": 8 * 60 + 6, "extractor-adam": 7 * 60 + 59}
-"""The tutorial's published wall times on a CPU, in seconds."""
-METRICS_KEYS = ("experiment", "parameters", "history", "best_epoch", "selected_on", "test_acc", "test_acc_ci",
-                "test_loss", "seconds", "device", "test_predictions", "test_targets")
 FIGURES = ("learning_curves.png", "confusion_matrix.png", "misclassified.png")
 """File names of the figures :func:`make_figures` draws, in that order."""
 
 
-def run_record(params: dict[str, Any]) -> dict[str, Any]:
+def run_record(params: Params) -> dict[str, Any]:
     """What identifies a run before it starts: its resolved parameters as a table (name, value,
     help) and its provenance as one line (:func:`~pystatsml_tl.provenance.provenance_line`)."""
     import pandas as pd
 
-    table = pd.DataFrame([{"parameter": name, "value": repr(value), "meaning": PARAMETERS[name].help}
+    table = pd.DataFrame([{"parameter": name, "value": repr(value), "meaning": PARAMETERS[name].describe()}
                           for name, value in params.items()]).set_index("parameter")
     device = resolve_device(params["device"])
     return {"parameters": table, "provenance": f"runs on {device}; {provenance_line(provenance())}"}
 
 
-def run_title(params: dict[str, Any]) -> str:
+def run_title(params: Params) -> str:
     """The run's identity for figure titles: experiment, data set, weights and seed."""
-    dataset = Path(params["dataset"]).name if params["dataset"] not in BUILTIN_DATASETS else params["dataset"]
-    return (f"{params['experiment']} on {dataset}, weights {experiment_settings(params)['weights']}, "
+    dataset = params["dataset"] if params["dataset"] in DATASETS else Path(params["dataset"]).name
+    return (f"{params['experiment']} on {dataset}, weights {params.settings['weights']}, "
             f"seed {params['seed']}")
 
 
-def prepare_data(params: dict[str, Any]) -> DataLoaders:
-    """Load the dataset that ``params`` describe."""
-    return load_data(params["dataset"], data_dir=params["data_dir"], batch_size=params["batch_size"],
-                     val_fraction=params["val_fraction"], train_subset=params["train_subset"],
-                     test_subset=params["test_subset"], image_size=params["image_size"],
-                     normalize=params["normalize"], augment=params["augment"], seed=params["seed"],
-                     device=resolve_device(params["device"]), num_workers=params["num_workers"])
+LOADER_KEYWORDS = tuple(name for name, p in inspect.signature(load_data).parameters.items()
+                        if p.kind is inspect.Parameter.KEYWORD_ONLY)
+"""The keywords of :func:`~pystatsml_tl.data.datasets.load_data`: each is a parameter of the same name."""
 
 
-def build_model(params: dict[str, Any], num_classes: int) -> nn.Module:
-    """Make the model of the experiment: its arch and weights, the backbone frozen when its kind
-    starts frozen (``extractor``, ``two-stage``)."""
-    frozen = kind_of(params).frozen_at_start
-    return make_model(params["arch"], experiment_settings(params)["weights"], num_classes,
-                      "extractor" if frozen else "finetune", seed=params["seed"], progress=params["progress"])
+def prepare_data(params: Params) -> DataLoaders:
+    """Load the dataset that ``params`` describe: :func:`~pystatsml_tl.data.datasets.load_data`
+    with each of its keywords taken from the parameter of the same name."""
+    return load_data(params["dataset"], **{name: params[name] for name in LOADER_KEYWORDS}
+                     | {"device": resolve_device(params["device"])})
+
+
+def build_model(params: Params, num_classes: int) -> nn.Module:
+    """Make the model of the experiment: its arch and weights, with what its registry entry says
+    trains at the start (the rest frozen: ``extractor``, ``two-stage``)."""
+    entry = params.entry
+    return make_model(params["arch"], params.settings["weights"], num_classes, entry.trains, seed=params["seed"],
+                      progress=params["progress"])
 
 
 @dataclass
 class ExperimentResult:
     """Everything one experiment produced."""
 
-    params: dict[str, Any]
+    params: Params
     model: nn.Module
     data: DataLoaders
     losses: dict[str, list[float]]
@@ -109,8 +108,8 @@ class ExperimentResult:
     def metrics(self) -> dict[str, Any]:
         """The content of ``metrics.json``."""
         return {
-            "experiment": self.params["experiment"], "parameters": self.params,
-            "settings": experiment_settings(self.params), "history": self.history(),
+            "schema": SCHEMA, "experiment": self.params["experiment"], "parameters": self.params.as_dict(),
+            "settings": self.params.settings, "history": self.history(),
             "best_epoch": self.best_epoch, "selected_on": selection_phase(self.losses),
             "test_acc": self.test.accuracy, "test_acc_ci": list(self.test_acc_ci), "test_loss": self.test.loss,
             "seconds": round(self.seconds, 2), "device": self.device,
@@ -124,7 +123,7 @@ class ExperimentResult:
         }
 
 
-def train_in_worker(params: dict[str, Any], log_interval: int | None) -> dict[str, Any]:
+def train_in_worker(params: Params, log_interval: int | None) -> dict[str, Any]:
     """One worker of a data-parallel experiment: its share of every batch, the model in DDP.
     Returns (from rank 0) the selected weights, the histories and the feature-cache info."""
     rank, world = rank_and_world()
@@ -139,7 +138,7 @@ def train_in_worker(params: dict[str, Any], log_interval: int | None) -> dict[st
             "feature_cache": fitted.feature_cache}
 
 
-def train_experiment(params: dict[str, Any], data: DataLoaders, model: nn.Module,
+def train_experiment(params: Params, data: DataLoaders, model: nn.Module,
                      log_interval: int | None = 1) -> ExperimentResult:
     """Train ``model`` on ``data`` as the experiment's kind does (:mod:`~pystatsml_tl.runs.kinds`),
     then evaluate the selected model on the test set.
@@ -163,7 +162,7 @@ def train_experiment(params: dict[str, Any], data: DataLoaders, model: nn.Module
                             device.type, fitted.feature_cache)
 
 
-def result_of_workers(params: dict[str, Any], data: DataLoaders, model: nn.Module, outcome: dict[str, Any],
+def result_of_workers(params: Params, data: DataLoaders, model: nn.Module, outcome: dict[str, Any],
                       started: float, device: torch.device) -> ExperimentResult:
     """The result of an experiment that data-parallel workers trained (``outcome``: what
     :func:`train_in_worker` returned): their selected weights go into ``model`` and the test pass
@@ -189,7 +188,7 @@ def save_outputs(result: ExperimentResult, output_dir: str | Path,
     return files
 
 
-def run_experiment(params: dict[str, Any] | None = None, log_interval: int | None = 1,
+def run_experiment(params: Mapping[str, Any] | None = None, log_interval: int | None = 1,
                    **overrides: Any) -> ExperimentResult:
     """Validate the parameters, then load data, build the model, train, test and (if
     ``output_dir`` is set) write the outputs. Keyword arguments override ``params``."""
@@ -202,7 +201,7 @@ def run_experiment(params: dict[str, Any] | None = None, log_interval: int | Non
     return result
 
 
-def seed_runs(params: dict[str, Any], seeds: list[int] | None = None) -> list[dict[str, Any]]:
+def seed_runs(params: Mapping[str, Any], seeds: list[int] | None = None) -> list[Params]:
     """The validated parameters of each seed's run: ``params`` alone when ``seeds`` is empty, else
     one copy per seed, each written into ``<output_dir>/seed-<seed>`` when ``output_dir`` is set."""
     if not seeds:
@@ -211,15 +210,6 @@ def seed_runs(params: dict[str, Any], seeds: list[int] | None = None) -> list[di
     return [validate_parameters(params | {"seed": seed,
                                           "output_dir": str(Path(folder) / seed_folder(seed)) if folder else None})
             for seed in seeds]
-
-
-def is_complete_metrics(path: str | Path) -> bool:
-    """True if ``path`` is a readable ``metrics.json`` with every required key."""
-    try:
-        metrics = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(metrics, dict) and all(key in metrics for key in METRICS_KEYS)
 
 
 def make_figures(result: ExperimentResult) -> dict[str, Any]:

@@ -20,10 +20,9 @@ from ..data.digits import require_scikit_learn
 from ..features import extract_features
 from ..models import count_parameters
 from ..training.loop import Evaluation, best_epoch, selection_phase
-from .experiments import PUBLISHED_BEST_ACC, run_experiment
+from .experiments import run_experiment
+from .registry import EXPERIMENTS
 from .statistics import bounded_interval, wilson_interval
-
-WHAT_TRAINS = {"finetune": "every layer", "extractor": "the new last layer"}
 
 
 def linear_probe_accuracy(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
@@ -82,17 +81,18 @@ def trainable_parameters(model: nn.Module) -> int:
     return count_parameters(model)["trainable"]
 
 
-def comparison_row(name: str, strategy: str, trainable: int, accuracies: dict[str, list[float]],
-                   test: Evaluation) -> dict[str, Any]:
-    """One line of :func:`lesson_table`: what trained, the kept epoch and its selection accuracy,
+def comparison_row(name: str, trainable: int, accuracies: dict[str, list[float]], test: Evaluation) -> dict[str, Any]:
+    """One line of :func:`lesson_table` for the experiment ``name`` (its registry entry says what
+    trains and the tutorial's number): ``trainable`` parameters, the kept epoch and its selection accuracy,
     the one test accuracy with its Wilson interval (percent), and the tutorial's published number
     (another data set and backbone unless the run is on CIFAR-10 with ImageNet weights; its "best"
     was picked on the test set)."""
     kept = best_epoch(accuracies)
     correct = int((test.predictions == test.targets).sum())
     low, high = wilson_interval(correct, len(test.targets))
-    published = PUBLISHED_BEST_ACC.get(name)
-    return {"experiment": name, "what trains": WHAT_TRAINS[strategy], "trainable parameters": f"{trainable:,}",
+    entry = EXPERIMENTS[name]
+    published = entry.published_acc
+    return {"experiment": name, "what trains": entry.what_trains, "trainable parameters": f"{trainable:,}",
             "kept epoch": kept, f"{selection_phase(accuracies)} acc (%)": round(100 * accuracies[selection_phase(
                 accuracies)][kept], 1),
             "test acc (%)": round(100 * test.accuracy, 1), "95 % interval": f"{100 * low:.1f} to {100 * high:.1f}",
@@ -161,7 +161,7 @@ def summarize_curve(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Mean test accuracy and its 95 % interval (:func:`~pystatsml_tl.runs.statistics.bounded_interval`,
     inside [0, 100]) per setting and training-set size, in percent, from :func:`data_efficiency`'s runs."""
     # a run that fine-tunes from random weights keeps the colour of the scratch reference
-    colour_of = ["scratch" if m["settings"]["strategy"] == "finetune" and m["settings"]["weights"] == "none"
+    colour_of = ["scratch" if m["settings"]["kind"] == "finetune" and m["settings"]["weights"] == "none"
                  else m["experiment"] for m in runs]
     table = pd.DataFrame({"setting": [m["setting"] for m in runs], "experiment": colour_of,
                           "train_images": [m["parameters"]["train_subset"] for m in runs],

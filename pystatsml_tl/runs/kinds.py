@@ -1,6 +1,6 @@
 """Experiment kinds: how an experiment prepares, trains and tests its model. One class per kind,
-one registry (:data:`KINDS`); the experiment table (:data:`~pystatsml_tl.runs.parameters.EXPERIMENTS`)
-names each experiment's kind.
+one registry (:data:`KINDS`); each entry of the experiment registry
+(:data:`~pystatsml_tl.runs.registry.EXPERIMENTS`) names its kind.
 
 - ``finetune``: every layer trains; ``discriminative``: the same, with a rate per block;
 - ``extractor``: the backbone is frozen and in eval mode; the new head trains on features
@@ -11,11 +11,12 @@ These are the lesson's steps (the teaching notebook writes them out): freeze or 
 over what trains, the scheduler, ``train_val_model``. A kind works the same in one process and in
 each worker of a data-parallel run (the model wrapped in DistributedDataParallel, batches shared
 out). A new kind is one class and one :func:`register_kind`; a new experiment one
-:func:`register_experiment`.
+:func:`~pystatsml_tl.runs.registry.register_experiment`.
 """
 from __future__ import annotations
 
-import copy
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,10 +29,12 @@ from ..data.datasets import DataLoaders
 from ..devices import resolve_device
 from ..distributed import wrap
 from ..features import FeatureCacheInfo, cached_feature_loaders
-from ..models import get_head, is_frozen, unfreeze_backbone
-from ..training.loop import selection_phase, train_val_model
+from ..models import freezing_of, get_head, unfreeze_backbone
+from ..training.loop import BestWeights, selection_phase, train_val_model
 from ..training.recipes import discriminative_groups, make_optimizer, make_scheduler, scheduler_interval
-from .parameters import EXPERIMENTS, experiment_settings
+from .registry import experiment
+
+logger = logging.getLogger(__name__)
 
 SECOND_STAGE_SEED_OFFSET = 7919
 """A second training stage reseeds its epochs with this offset, so that its batch orders differ from the first's."""
@@ -66,9 +69,11 @@ def experiment_criterion(params: dict[str, Any]) -> nn.Module:
     return nn.CrossEntropyLoss(label_smoothing=params["label_smoothing"])
 
 
-def uses_feature_cache(params: dict[str, Any], model: nn.Module) -> bool:
-    """True when the head can be trained on precomputed features: a frozen backbone, no augmentation."""
-    return is_frozen(model) and not params["augment"]
+def uses_feature_cache(params: Mapping[str, Any], model: nn.Module) -> bool:
+    """True when the head can be trained on precomputed features: only the head trains (the
+    model's :class:`~pystatsml_tl.models.Freezing` says so), no augmentation."""
+    freezing = freezing_of(model)
+    return freezing is not None and freezing.only_head_trains and not params["augment"]
 
 
 def feature_loaders(params: dict[str, Any], data: DataLoaders, model: nn.Module) -> tuple[DataLoaders,
@@ -86,10 +91,11 @@ def _checkpoint(params: dict[str, Any], stage: str) -> Path | None:
 
 
 def train_stage(kind: ExperimentKind, training: Training, module: nn.Module, loaders: DataLoaders, epochs: int,
-                stage: str, lr: float | None = None, seed_offset: int = 0):
+                stage: str, lr: float | None = None, seed_offset: int = 0, best: BestWeights | None = None):
     """One training stage: ``module`` (wrapped in DDP inside a data-parallel run) trained by the
     kind's optimizer and schedule on the train and val splits of ``loaders`` for ``epochs``, its
-    checkpoint named after ``stage``, its epochs reseeded from the seed plus ``seed_offset``.
+    checkpoint named after ``stage``, its epochs reseeded from the seed plus ``seed_offset``;
+    ``best``: an earlier stage's best weights of the same module, which its epochs must beat.
     Returns the histories (losses, accuracies)."""
     params, device = training.params, training.device
     module.to(device=device, memory_format=torch.channels_last)
@@ -100,7 +106,7 @@ def train_stage(kind: ExperimentKind, training: Training, module: nn.Module, loa
         trained, training.criterion, optimizer, loaders, epochs, scheduler, training.log_interval, device=device,
         seed=params["seed"] + seed_offset, progress=params["progress"], checkpoint=_checkpoint(params, stage),
         scheduler_interval=scheduler_interval(params["scheduler"], params["warmup_epochs"]),
-        precision=params["precision"])
+        precision=params["precision"], best=best)
     return losses, accuracies
 
 
@@ -108,8 +114,6 @@ class ExperimentKind:
     """How one kind of experiment prepares, trains and tests its model; subclasses override what differs."""
 
     name: ClassVar[str] = ""
-    frozen_at_start: ClassVar[bool] = False
-    """The model is built with its backbone frozen (and in eval mode)."""
 
     def check(self, params: dict[str, Any]) -> None:
         """Relations between parameters that this kind needs (raise ``ValueError``); none by default."""
@@ -120,7 +124,7 @@ class ExperimentKind:
 
     def make_optimizer(self, params: dict[str, Any], groups: list, lr: float) -> torch.optim.Optimizer:
         """The experiment's optimizer (SGD or Adam, as the experiment table says) over ``groups``."""
-        return make_optimizer(experiment_settings(params)["optimizer"], groups, lr, params["momentum"],
+        return make_optimizer(experiment(params["experiment"]).optimizer, groups, lr, params["momentum"],
                               params["weight_decay"])
 
     def build_optimizer(self, params: dict[str, Any], model: nn.Module, epochs: int | None = None,
@@ -172,7 +176,6 @@ class Extractor(ExperimentKind):
     (or, with augmented images, on the whole network run on every batch)."""
 
     name = "extractor"
-    frozen_at_start = True
 
     def first_trained(self, params, data, model):
         """The head on the cached features (or the frozen model on the images, when augmented)."""
@@ -182,11 +185,17 @@ class Extractor(ExperimentKind):
 
     def fit(self, training: Training, data: DataLoaders, model: nn.Module) -> FitResult:
         """Train the head; test the head on the test split's features."""
+        return self.fit_head(training, data, model, training.params["epochs"])
+
+    def fit_head(self, training: Training, data: DataLoaders, model: nn.Module, epochs: int) -> FitResult:
+        """Train the head for ``epochs`` on cached features (on the whole frozen model with
+        augmented images)."""
         if not uses_feature_cache(training.params, model):
-            print("frozen backbone with augment=True: it runs on every batch (no feature cache)")
-            return super().fit(training, data, model)
+            logger.info("frozen backbone with augment=True: it runs on every batch (no feature cache)")
+            losses, accuracies = train_stage(self, training, model, data, epochs, "finetune")
+            return FitResult(losses, accuracies, model, data)
         loaders, cache_info = feature_loaders(training.params, data, model)
-        losses, accuracies = train_stage(self, training, get_head(model), loaders, training.params["epochs"], "head")
+        losses, accuracies = train_stage(self, training, get_head(model), loaders, epochs, "head")
         return FitResult(losses, accuracies, get_head(model), loaders, cache_info)
 
     def test_target(self, params, data, model):
@@ -217,15 +226,12 @@ class TwoStage(Extractor):
     def fit(self, training: Training, data: DataLoaders, model: nn.Module) -> FitResult:
         """Stage 1 as the extractor trains, then stage 2 on the unfrozen model."""
         params, stage1 = training.params, training.params["freeze_epochs"]
-        first = super().fit(_with_epochs(training, stage1), data, model)
-        after_stage1 = copy.deepcopy(model.state_dict())
+        first = self.fit_head(training, data, model, stage1)
+        best = BestWeights.of(model, max(first.accuracies[selection_phase(first.accuracies)]))
         unfreeze_backbone(model)
         losses2, accuracies2 = train_stage(self, training, model, data, params["epochs"] - stage1, "stage2",
                                            lr=params["lr"] * params["unfreeze_lr_factor"],
-                                           seed_offset=SECOND_STAGE_SEED_OFFSET * stage1)
-        select = selection_phase(first.accuracies)
-        if max(first.accuracies[select]) >= max(accuracies2[select]):  # the head alone did better: keep it
-            model.load_state_dict(after_stage1)
+                                           seed_offset=SECOND_STAGE_SEED_OFFSET * stage1, best=best)
         losses = {phase: first.losses[phase] + losses2[phase] for phase in first.losses}
         accuracies = {phase: first.accuracies[phase] + accuracies2[phase] for phase in first.accuracies}
         return FitResult(losses, accuracies, model, data, first.feature_cache)
@@ -233,11 +239,6 @@ class TwoStage(Extractor):
     def test_target(self, params, data, model):
         """The whole model on the images."""
         return model, data
-
-
-def _with_epochs(training: Training, epochs: int) -> Training:
-    """The same training, ``epochs`` long (a first stage)."""
-    return Training(training.params | {"epochs": epochs}, training.criterion, training.log_interval, training.device)
 
 
 KINDS: dict[str, ExperimentKind] = {}
@@ -254,13 +255,9 @@ for _kind in (FineTune(), Discriminative(), Extractor(), TwoStage()):
     register_kind(_kind)
 
 
-def register_experiment(name: str, kind: str, optimizer: str, weights: str | None = None) -> None:
-    """Add a named experiment of a registered ``kind`` to the experiment table (``weights``, when
-    given, forced as ``scratch`` forces random weights)."""
-    expect(kind in KINDS, "kind", kind, "a registered kind: " + ", ".join(KINDS))
-    EXPERIMENTS[name] = {"strategy": kind, "optimizer": optimizer} | ({"weights": weights} if weights else {})
-
-
-def kind_of(params: dict[str, Any]) -> ExperimentKind:
-    """The kind of the experiment ``params`` name."""
-    return KINDS[experiment_settings(params)["strategy"]]
+def kind_of(params: Mapping[str, Any]) -> ExperimentKind:
+    """The kind of the experiment ``params`` name; ``ValueError`` when that kind is not registered."""
+    entry = experiment(params["experiment"])
+    expect(entry.kind in KINDS, "experiment", entry.name, f"an experiment whose kind is registered (its kind "
+           f"{entry.kind!r} is not among {', '.join(KINDS)}: register_kind it first)")
+    return KINDS[entry.kind]

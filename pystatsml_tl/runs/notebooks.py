@@ -5,10 +5,10 @@ profile and strips run-specific metadata, so that ``pytest --nbval`` compares st
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
-import sys
 import weakref
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,6 +17,8 @@ import nbformat
 from jupyter_client.manager import AsyncKernelManager
 
 from ..storage import write_text_atomic
+
+logger = logging.getLogger(__name__)
 
 
 def _notebook_dir() -> Path:
@@ -176,7 +178,7 @@ def refresh_committed_notebooks() -> None:
         try:
             pretrain("resnet18", progress=False)
             for notebook, parameters in ((EXPERIMENT_NOTEBOOK, PROFILES["smoke"]), (TEACHING_NOTEBOOK, {})):
-                print(f"executing {notebook.name}", file=sys.stderr)
+                logger.info("executing %s", notebook.name)
                 execute_notebook(notebook, notebook, parameters, cwd=NOTEBOOK_DIR, strip_run_metadata=True)
         finally:
             if previous is None:

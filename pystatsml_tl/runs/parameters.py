@@ -2,38 +2,23 @@
 
 Each parameter has a type, a default (the tutorial's settings, except the held-out validation
 split), a one-line help and its constraint (range, choices, or a relation to other parameters),
-declared together. :func:`validate_parameters` checks a whole set before any work starts: the
-declared constraints in one loop, then the relations the experiment's kind needs.
+declared together. :func:`validate_parameters` checks a whole set before any work starts (the
+declared constraints in one loop, then the relations the experiment's kind needs) and returns it
+as one frozen :class:`Params`, the object every layer below takes. The choices of ``experiment``
+and ``dataset`` are the registries' (:mod:`pystatsml_tl.runs.registry`,
+:mod:`pystatsml_tl.data.registry`), read when checked, so a registered entry is accepted at once.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 from .. import checks
-from ..devices import DEVICES
-
-EXPERIMENTS = {
-    "finetune-sgd": {"strategy": "finetune", "optimizer": "sgd"},
-    "finetune-adam": {"strategy": "finetune", "optimizer": "adam"},
-    "extractor-sgd": {"strategy": "extractor", "optimizer": "sgd"},
-    "extractor-adam": {"strategy": "extractor", "optimizer": "adam"},
-    "scratch": {"strategy": "finetune", "optimizer": "sgd", "weights": "none"},
-    "extractor-random": {"strategy": "extractor", "optimizer": "adam", "weights": "none"},
-    "two-stage": {"strategy": "two-stage", "optimizer": "adam"},
-    "discriminative": {"strategy": "discriminative", "optimizer": "adam"},
-}
-"""The named experiments: what trains, with which optimizer (``scratch`` and ``extractor-random`` also
-force random weights: the references that show what pretraining bought, fine-tuned and frozen).
-``two-stage`` trains the new head on the frozen backbone, then fine-tunes everything at a lower
-rate; ``discriminative`` fine-tunes everything with rates that shrink from the head to the stem."""
-
-TUTORIAL_EXPERIMENTS = ("finetune-sgd", "finetune-adam", "extractor-sgd", "extractor-adam")
-
-NORMALIZATIONS = ("tutorial", "imagenet")
-BUILTIN_DATASETS = ("cifar10", "digits", "synthetic")
+from ..data.registry import DATA_CHECKS, DATASETS
+from ..devices import DEVICES, check_device
+from ..extensions import load_extensions
+from .registry import EXPERIMENTS, Experiment, experiment
 
 
 def _lazy(module: str, name: str) -> checks.Check:
@@ -46,13 +31,16 @@ def _lazy(module: str, name: str) -> checks.Check:
     return check
 
 
-def _dataset(name: str, value: Any) -> None:
-    checks.expect(value in BUILTIN_DATASETS or Path(value).expanduser().is_dir(), name, value,
-                  "cifar10, digits, synthetic or an existing image folder")
-
-
 def _below_epochs(name: str, value: Any, params: dict[str, Any]) -> None:
     checks.expect(0 <= value < params["epochs"], name, value, f"an integer in [0, epochs={params['epochs']})")
+
+
+def _experiment_help() -> str:
+    return " | ".join(EXPERIMENTS)
+
+
+def _dataset_help() -> str:
+    return " | ".join(DATASETS) + " | path of an image folder with train/ and test/"
 
 
 @dataclass(frozen=True)
@@ -63,22 +51,21 @@ class Parameter:
     name: str
     type: type
     default: Any
-    help: str
+    help: str | Callable[[], str]  # a callable when the line lists a registry's names, read when shown
     optional: bool = False  # None is accepted and means "not set"
     check: checks.Check | None = None
     relation: Callable[[str, Any, dict[str, Any]], None] | None = None
+
+    def describe(self) -> str:
+        """The help line, with a registry's names as they are now."""
+        return self.help() if callable(self.help) else self.help
 
 
 PARAMETERS: dict[str, Parameter] = {
     p.name: p
     for p in [
-        Parameter("experiment", str, "finetune-sgd",
-                  "finetune-sgd | finetune-adam | extractor-sgd | extractor-adam | scratch | extractor-random | "
-                  "two-stage | discriminative", check=checks.one_of(EXPERIMENTS, ", ")),
-        Parameter("dataset", str, "cifar10",
-                  "cifar10 | digits (scikit-learn's, offline) | synthetic | "
-                  "path of an image folder with train/ and test/",
-                  check=_dataset),
+        Parameter("experiment", str, "finetune-sgd", _experiment_help, check=checks.one_of(EXPERIMENTS, ", ")),
+        Parameter("dataset", str, "cifar10", _dataset_help, check=DATA_CHECKS["dataset"]),
         Parameter("data_dir", str, None, "where datasets are stored (default: $PYSTATSML_TL_DATA or the user cache)",
                   optional=True),
         Parameter("arch", str, "resnet18", "torchvision classification model name",
@@ -87,7 +74,7 @@ PARAMETERS: dict[str, Parameter] = {
                   "imagenet | none | synthetic (offline pretrained) | path of a state dict",
                   check=_lazy("..backbones", "check_weights")),
         Parameter("epochs", int, 5, "number of training epochs", check=checks.positive_int),
-        Parameter("batch_size", int, 100, "images per batch", check=checks.positive_int),
+        Parameter("batch_size", int, 100, "images per batch", check=DATA_CHECKS["batch_size"]),
         Parameter("lr", float, 1e-3, "learning rate", check=checks.positive_number),
         Parameter("momentum", float, 0.9, "SGD momentum (ignored by Adam)", check=checks.interval(0, 1, "[)")),
         Parameter("step_size", int, 7, "StepLR: epochs between learning-rate decays", check=checks.positive_int),
@@ -113,18 +100,18 @@ PARAMETERS: dict[str, Parameter] = {
                   "discriminative: each block towards the stem gets this times the next block's rate "
                   "(ULMFiT divides by 2.6)", check=checks.interval(0, 1, "(]")),
         Parameter("image_size", int, 32, "side of the square images fed to the network, in pixels",
-                  check=checks.positive_int),
+                  check=DATA_CHECKS["image_size"]),
         Parameter("normalize", str, "tutorial",
                   "tutorial (mean and std 0.5 per channel) | imagenet (ImageNet statistics)",
-                  check=checks.one_of(NORMALIZATIONS, " or ")),
+                  check=DATA_CHECKS["normalize"]),
         Parameter("augment", bool, False, "random flips and pad-and-crop on training images"),
         Parameter("val_fraction", float, 0.1,
                   "fraction of the training set held out for model selection; 0 selects on test as the tutorial",
-                  check=checks.interval(0, 1, "[)", noun="a fraction")),
+                  check=DATA_CHECKS["val_fraction"]),
         Parameter("train_subset", int, None, "use only this many training images (default: all)", optional=True,
-                  check=checks.positive_int_or_none),
+                  check=DATA_CHECKS["train_subset"]),
         Parameter("test_subset", int, None, "use only this many test images (default: all)", optional=True,
-                  check=checks.positive_int_or_none),
+                  check=DATA_CHECKS["test_subset"]),
         Parameter("feature_cache", bool, True, "extractor: compute frozen features once and keep them on disk"),
         Parameter("precision", str, "auto",
                   "training and feature extraction: auto (bf16 on CUDA and on CPUs with AVX-512 BF16 "
@@ -132,8 +119,8 @@ PARAMETERS: dict[str, Parameter] = {
                   "(autocast, weights and optimizer state in fp32)",
                   check=_lazy("..precision", "check_precision")),
         Parameter("seed", int, 0, "random seed: the same seed on CPU gives the same numbers"),
-        Parameter("device", str, "auto", "auto | cpu | cuda | mps", check=checks.one_of(DEVICES)),
-        Parameter("num_workers", int, 0, "DataLoader workers for image folders", check=checks.non_negative_int),
+        Parameter("device", str, "auto", " | ".join(DEVICES) + " (or cuda:N)", check=check_device),
+        Parameter("num_workers", int, 0, "DataLoader workers for image folders", check=DATA_CHECKS["num_workers"]),
         Parameter("nproc_per_node", str, "1",
                   "data-parallel worker processes (DDP; gloo on CPU, nccl on GPUs): a number, or auto for one per GPU",
                   check=checks.count_or_auto),
@@ -164,11 +151,6 @@ PROFILES: dict[str, dict[str, Any]] = {
 """Named parameter sets: ``smoke`` (offline: scikit-learn's handwritten digits, the offline backbone;
 seconds), ``quick`` (CIFAR-10 subset), ``tutorial`` (the original)."""
 
-PROFILE_EXPERIMENTS = {"smoke": (*TUTORIAL_EXPERIMENTS, "scratch", "extractor-random"),
-                       "quick": (*TUTORIAL_EXPERIMENTS, "two-stage", "discriminative"),
-                       "tutorial": TUTORIAL_EXPERIMENTS}
-"""The experiments a profile runs by default: offline, the lesson's six (``scratch`` and
-``extractor-random`` show what pretraining bought); the recipes by ``--experiments``."""
 PROFILE_SEEDS = {"smoke": 5, "quick": 1, "tutorial": 1}
 """How many seeds (0, 1, ...) a profile runs by default: smoke is cheap enough for paired seeds that
 resolve the lesson's questions where the effect is real."""
@@ -179,12 +161,11 @@ def default_parameters() -> dict[str, Any]:
     return {name: p.default for name, p in PARAMETERS.items()}
 
 
-def profile_parameters(profile: str, **overrides: Any) -> dict[str, Any]:
+def profile_parameters(profile: str, **overrides: Any) -> Params:
     """Return the defaults updated by a named profile, then by ``overrides``; validated."""
     if profile not in PROFILES:
         raise ValueError(f"profile={profile!r}: expected one of {', '.join(PROFILES)}")
-    params = default_parameters() | PROFILES[profile] | overrides
-    return validate_parameters(params)
+    return validate_parameters(default_parameters() | PROFILES[profile] | overrides)
 
 
 def parse_value(name: str, text: str) -> Any:
@@ -224,26 +205,86 @@ def _check_type(name: str, value: Any) -> Any:
     return value
 
 
-def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
+class _ParamsMapping(Mapping):
+    """What :class:`Params` adds to its fields: read as a mapping (``params["lr"]``, ``dict(params)``,
+    ``**params``), merged with ``|`` into a new validated object, and the experiment it names."""
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in PARAMETERS:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(PARAMETERS)
+
+    def __len__(self) -> int:
+        return len(PARAMETERS)
+
+    def __or__(self, other: Mapping[str, Any]) -> Params:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return validate_parameters({**self, **other})
+
+    def __ror__(self, other: Mapping[str, Any]) -> Params:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return validate_parameters({**other, **self})
+
+    def __post_init__(self) -> None:
+        for name in PARAMETERS:
+            object.__setattr__(self, name, _check_type(name, getattr(self, name)))
+        for name, spec in PARAMETERS.items():
+            value = getattr(self, name)
+            if spec.check is not None and not (spec.optional and value is None):
+                spec.check(name, value)
+        for name, spec in PARAMETERS.items():
+            if spec.relation is not None:
+                spec.relation(name, getattr(self, name), self)
+        from .kinds import kind_of  # the kinds train with torch: imported when a run is validated
+
+        kind_of(self).check(self)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The parameters as a plain dict (for JSON and papermill)."""
+        return dict(self)
+
+    @property
+    def entry(self) -> Experiment:
+        """The registry entry of the experiment these parameters name."""
+        return experiment(self["experiment"])
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The experiment's kind, optimizer, what trains and the weights it starts from."""
+        return self.entry.settings(self["weights"])
+
+
+Params = make_dataclass(
+    "Params",
+    [(p.name, p.type | None if p.optional else p.type, field(default=p.default)) for p in PARAMETERS.values()],
+    bases=(_ParamsMapping,), frozen=True)
+Params.__module__ = __name__  # pickled by name: data-parallel workers receive it
+Params.__doc__ = """Validated experiment parameters: one frozen field per entry of :data:`PARAMETERS`,
+type-checked and checked against their constraints and the experiment kind's relations when made.
+Built once at the edge (:func:`validate_parameters`, :func:`profile_parameters`, the notebooks'
+``collect_parameters``, the command line) and passed inward; ``params | {"lr": 0.01}`` makes a new,
+validated one."""
+
+
+def validate_parameters(params: Mapping[str, Any]) -> Params:
     """Check names, types and declared constraints of an experiment's parameters, then the
-    relations its kind needs; return a complete, typed copy.
+    relations its kind needs; return them as one validated :class:`Params` (missing names at
+    their defaults).
 
     Raises ``ValueError`` naming the parameter and what was expected.
     """
+    if isinstance(params, Params):
+        return params
+    load_extensions()  # installed kinds, experiments and data sets, in every process that validates
     unknown = sorted(set(params) - set(PARAMETERS))
     if unknown:
         raise ValueError(f"unknown parameter(s) {', '.join(unknown)}: expected names among {', '.join(PARAMETERS)}")
-    checked = {name: _check_type(name, value) for name, value in (default_parameters() | params).items()}
-    for name, spec in PARAMETERS.items():
-        if spec.check is not None and not (spec.optional and checked[name] is None):
-            spec.check(name, checked[name])
-    for name, spec in PARAMETERS.items():
-        if spec.relation is not None:
-            spec.relation(name, checked[name], checked)
-    from .kinds import kind_of  # the kinds import torch: keep it lazy
-
-    kind_of(checked).check(checked)
-    return checked
+    return Params(**params)
 
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:
@@ -257,20 +298,19 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
     return overrides
 
 
-def experiment_settings(params: dict[str, Any]) -> dict[str, Any]:
-    """Return the strategy, optimizer and weights that the chosen experiment implies."""
-    settings = {"weights": params["weights"]} | EXPERIMENTS[params["experiment"]]
-    return settings
+def experiment_settings(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The kind, optimizer, what trains and weights of the experiment that ``params`` name."""
+    return experiment(params["experiment"]).settings(params["weights"])
 
 
 def parameters_cell() -> str:
     """The source of the experiment notebook's ``parameters`` cell: every parameter with its type,
     default and help, so that ``papermill --help-notebook`` lists them."""
     declared = [*PARAMETERS.values(), SEEDS_PARAMETER]
-    lines = [f"{p.name}: {p.type.__name__} = {p.default!r}  # {p.help}" for p in declared]
+    lines = [f"{p.name}: {p.type.__name__} = {p.default!r}  # {p.describe()}" for p in declared]
     return "\n".join(lines)
 
 
-def collect_parameters(namespace: dict[str, Any]) -> dict[str, Any]:
+def collect_parameters(namespace: dict[str, Any]) -> Params:
     """Pick the parameters out of a namespace (a notebook's ``globals()``) and validate them."""
     return validate_parameters({name: namespace[name] for name in PARAMETERS if name in namespace})

@@ -1,7 +1,8 @@
 """Figures: sample images, learning curves, confusion matrices, misclassified images, feature
 projections, first-layer filters, data-efficiency curves and seed comparisons.
 
-Every figure colours an experiment the same way (:func:`experiment_colour`, one mapping here)."""
+Every figure colours an experiment the same way: the colour of its registry entry
+(:func:`~pystatsml_tl.runs.registry.experiment_colour`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -12,28 +13,13 @@ import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from ..data.loaders import ImageArrayDataset
-
-EXPERIMENT_COLOURS = {
-    "finetune-sgd": "#1f77b4", "finetune-adam": "#17becf", "extractor-sgd": "#d62728", "extractor-adam": "#ff7f0e",
-    "scratch": "#7f7f7f", "extractor-random": "#bcbd22", "two-stage": "#2ca02c", "discriminative": "#9467bd",
-}
-"""One colour per experiment in every figure: blues fine-tune, reds and orange freeze, greys start from random
-weights, green and purple are the recipes."""
-_SPARE_COLOURS = ("#8c564b", "#e377c2", "#000000", "#aec7e8", "#98df8a", "#ff9896")
-
-
-def experiment_colour(name: str) -> str:
-    """The colour of an experiment (``name`` or a label that starts with it, as ``"finetune-sgd lr=0.01"``);
-    other names get a spare colour chosen from the name, the same in every figure."""
-    base = name.split()[0] if name else name
-    if base in EXPERIMENT_COLOURS:
-        return EXPERIMENT_COLOURS[base]
-    return _SPARE_COLOURS[sum(map(ord, name)) % len(_SPARE_COLOURS)]
+from .registry import experiment_colour
 
 
 def dataset_image(dataset, index: int) -> np.ndarray:
     """Return image ``index`` of a dataset as uint8 (H, W, 3): in-memory sets and image folders alike."""
+    from ..data.loaders import ImageArrayDataset
+
     if isinstance(dataset, ImageArrayDataset):
         return dataset.images[index].permute(1, 2, 0).cpu().numpy()
     while hasattr(dataset, "indices"):  # torch Subset, possibly nested
@@ -60,6 +46,8 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], ncols: int =
 
 def sample_images(dataset, classes: Sequence[str], n: int = 16, ncols: int = 8, title: str | None = None):
     """A grid of the first ``n`` images of ``dataset`` with their class names."""
+    from ..data.loaders import ImageArrayDataset
+
     n = min(n, len(dataset))
     labels = [dataset[i][1] for i in range(n)] if not isinstance(dataset, ImageArrayDataset) else dataset.targets[:n]
     return image_grid([dataset_image(dataset, i) for i in range(n)], [classes[y] for y in labels], ncols, title)

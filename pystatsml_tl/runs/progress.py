@@ -11,7 +11,7 @@ from typing import TextIO
 
 from tqdm.auto import tqdm
 
-from .experiments import is_complete_metrics
+from .metrics import is_complete_metrics
 
 
 class RunProgress:

@@ -15,6 +15,7 @@ steps in this process, no kernel: for a debugger, or a kind registered in this p
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import time
@@ -24,15 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..data.datasets import load_cifar10_arrays
+from ..data.registry import DATASETS
 from ..errors import ResourceUnavailableError, first_error_line
+from ..logs import show_messages
 from ..storage import write_json_atomic
-from .experiments import is_complete_metrics, run_experiment, seed_runs
+from .experiments import run_experiment, seed_runs
 from .grid import RUNNER_OWNED, Run, expand_runs, group_folder, shard_runs
+from .metrics import is_complete_metrics
 from .notebooks import EXPERIMENT_NOTEBOOK, execute_notebook, stop_running_kernels
-from .parameters import EXPERIMENTS, experiment_settings, profile_parameters
+from .parameters import profile_parameters
 from .progress import RunProgress
+from .registry import EXPERIMENTS
 from .report import FAILURE_FILE, RUN_FILE, check_compare_to, check_report_folder, write_report
+
+logger = logging.getLogger(__name__)
 
 INTERRUPTED = 130
 """The exit status of a run stopped by Ctrl-C (128 + SIGINT), as a shell reports it."""
@@ -93,9 +99,11 @@ def prepare_resources(plan: RunPlan) -> None:
     from ..pretraining import pretrained_backbone_path
 
     runs = [params for _, params in plan.runs]  # each resource once, however many runs share it
-    for data_dir in sorted({p["data_dir"] for p in runs if p["dataset"] == "cifar10"}, key=repr):
-        load_cifar10_arrays(data_dir)
-    for weights, arch in sorted({(experiment_settings(p)["weights"], p["arch"]) for p in runs}):
+    for dataset, data_dir in sorted({(p["dataset"], p["data_dir"]) for p in runs}, key=repr):
+        entry = DATASETS.get(dataset)
+        if entry is not None and entry.prefetch is not None:
+            entry.prefetch(data_dir)
+    for weights, arch in sorted({(p.settings["weights"], p["arch"]) for p in runs}):
         if weights == "imagenet":
             fetch_imagenet_weights(arch)
         elif weights == "synthetic":
@@ -103,7 +111,7 @@ def prepare_resources(plan: RunPlan) -> None:
 
 
 def _log(message: str) -> None:
-    print(f"[pystatsml-tl] {message}", file=sys.stderr, flush=True)
+    logger.info(message)
 
 
 def _metrics_path(params: dict[str, Any]) -> Path:
@@ -116,7 +124,7 @@ def _run_group(label: str, runs: list[tuple[Run, dict[str, Any]]], output_dir: P
     seeds = [run.seed for run, _ in runs]
     first_run, first = runs[0]
     folder = output_dir / group_folder(first_run.experiment, dict(first_run.grid))
-    params = first | {"output_dir": str(folder.resolve()), "seeds": seeds}
+    params = first.as_dict() | {"output_dir": str(folder.resolve()), "seeds": seeds}  # papermill's parameters
     folder.mkdir(parents=True, exist_ok=True)
     _log(f"{label}: started, seed(s) {','.join(map(str, seeds))}")
     started = time.time()
@@ -161,7 +169,7 @@ def _record_outcomes(runs: list[tuple[Run, dict[str, Any]]], label: str, error: 
         if is_complete_metrics(_metrics_path(params)):
             failure.unlink(missing_ok=True)
         elif error is not None:
-            write_json_atomic(failure, {"experiment": run.experiment, "seed": run.seed, "parameters": params,
+            write_json_atomic(failure, {"experiment": run.experiment, "seed": run.seed, "parameters": params.as_dict(),
                                         "error": error})
 
 
@@ -224,7 +232,10 @@ def run(profile: str, experiments: list[str], overrides: dict[str, Any], output_
         grid: dict[str, list[Any]] | None = None, shard: tuple[int, int] = (1, 1), compare_to: str | None = None,
         executor: Executor = run_notebook) -> int:
     """Plan, prepare and execute a run (or one shard of it); return the exit status: 0 when every
-    run succeeded, 1 when one failed, 130 when Ctrl-C stopped it (one line says how far it got)."""
+    run succeeded, 1 when one failed, 130 when Ctrl-C stopped it (one line says how far it got).
+    The body of ``pystatsml-tl run``: its progress lines are shown on stderr
+    (:func:`~pystatsml_tl.logs.show_messages`)."""
+    show_messages()
     plan = plan_run(profile, experiments, overrides, output_dir, seeds, grid, shard, compare_to)
     try:
         prepare_resources(plan)

@@ -52,24 +52,35 @@ class Evaluation:
 def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: nn.Module,
                optimizer: torch.optim.Optimizer, device: torch.device,
                precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One optimizer step on a batch: move it to ``device`` (channels-last images), forward in
-    ``precision`` (``fp32``, or ``bf16`` autocast), the loss, backward, the step. Returns (loss,
-    outputs, targets on the device). The training loop and the learning-rate finder both train through it."""
-    loss, outputs, y = _batch_outputs(model, x, y, criterion, device, precision)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    """One optimizer step on a batch: move it to ``device`` (channels-last images), then
+    ``optimizer.step(closure)``, the closure clearing the gradients, running the forward pass in
+    ``precision`` (``fp32``, or ``bf16`` autocast), the loss and backward. SGD and Adam call it
+    once; an optimizer that re-evaluates the loss (LBFGS) calls it as often as it needs. Returns
+    (loss, outputs, targets on the device) of the closure's first call, before the step. The
+    training loop and the learning-rate finder both train through it."""
+    x, y = _to_device(x, y, device)
+    first: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss, outputs = _forward(model, x, y, criterion, device, precision)
+        loss.backward()
+        if not first:
+            first.append((loss, outputs))
+        return loss
+
+    optimizer.step(closure)
+    loss, outputs = first[0]
     return loss, outputs, y
 
 
-def _batch_outputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: nn.Module, device: torch.device,
-                   precision: str):
-    """The loss, outputs and targets of a batch moved to ``device``, the forward pass in ``precision``."""
-    x, y = _to_device(x, y, device)
+def _forward(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: nn.Module, device: torch.device,
+             precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss and outputs of a batch already on ``device``, the forward pass in ``precision``."""
     with autocast(device, precision):
         outputs = model(x)
         loss = criterion(outputs, y)
-    return loss, outputs, y
+    return loss, outputs
 
 
 def run_epoch(model: nn.Module, loader, criterion: nn.Module, device: torch.device, optimizer=None,
@@ -95,7 +106,8 @@ def run_epoch(model: nn.Module, loader, criterion: nn.Module, device: torch.devi
                 if batch_scheduler is not None:
                     batch_scheduler.step()
             else:
-                loss, outputs, y = _batch_outputs(model, x, y, criterion, device, precision)
+                x, y = _to_device(x, y, device)
+                loss, outputs = _forward(model, x, y, criterion, device, precision)
             predicted = outputs.argmax(1)
             loss_sum += loss.detach().double() * y.shape[0]
             correct += (predicted == y).sum()
@@ -126,20 +138,42 @@ def evaluate(model: nn.Module, loader, criterion: nn.Module | None = None, devic
 
 
 @dataclass
+class BestWeights:
+    """The selection rule, in one place: the weights of the epoch with the highest selection
+    accuracy so far; a later epoch replaces them only when strictly better (so the first of equal
+    epochs is kept, as :func:`best_epoch` reads it). One object may span several training stages."""
+
+    accuracy: float
+    state: dict[str, torch.Tensor]
+
+    @classmethod
+    def of(cls, model: nn.Module, accuracy: float = -1.0) -> BestWeights:
+        """``model``'s current weights as the best so far, at ``accuracy`` (-1: none measured yet)."""
+        return cls(accuracy, copy.deepcopy(model.state_dict()))
+
+    def offer(self, accuracy: float, model: nn.Module) -> bool:
+        """Keep ``model``'s weights if ``accuracy`` beats the best so far; return whether it did."""
+        if accuracy > self.accuracy:
+            self.accuracy, self.state = accuracy, copy.deepcopy(model.state_dict())
+            return True
+        return False
+
+
+@dataclass
 class TrainingState:
-    """Where training stands after an epoch: the histories, the best selection accuracy and its
-    weights, and the epoch to start from (what a checkpoint holds beside the model and optimizer)."""
+    """Where training stands after an epoch: the histories, the best weights so far, and the epoch
+    to start from (what a checkpoint holds beside the model and optimizer)."""
 
     losses: dict[str, list[float]]
     accuracies: dict[str, list[float]]
-    best_acc: float
-    best_state: dict[str, torch.Tensor]
+    best: BestWeights
     next_epoch: int = 0
 
     @classmethod
-    def start(cls, phases: list[str], model: nn.Module) -> TrainingState:
-        """Nothing trained yet: empty histories, the model's weights as the best so far."""
-        return cls({p: [] for p in phases}, {p: [] for p in phases}, -1.0, copy.deepcopy(model.state_dict()))
+    def start(cls, phases: list[str], model: nn.Module, best: BestWeights | None = None) -> TrainingState:
+        """Nothing trained yet: empty histories; the best so far is ``best`` (an earlier stage's)
+        or the model's weights as they are."""
+        return cls({p: [] for p in phases}, {p: [] for p in phases}, best or BestWeights.of(model))
 
     def record(self, epoch: int, phase: str, result: Evaluation) -> None:
         """Append one phase's loss and accuracy; stop on a loss that is not finite."""
@@ -150,9 +184,8 @@ class TrainingState:
         self.accuracies[phase].append(result.accuracy)
 
     def keep_if_best(self, select: str, model: nn.Module) -> None:
-        """Keep the model's weights when this epoch's selection accuracy is the best so far."""
-        if self.accuracies[select][-1] > self.best_acc:
-            self.best_acc, self.best_state = self.accuracies[select][-1], copy.deepcopy(model.state_dict())
+        """Offer this epoch's weights to the selection (:class:`BestWeights`)."""
+        self.best.offer(self.accuracies[select][-1], model)
 
 
 def save_checkpoint(path: str | os.PathLike, epoch: int, model: nn.Module, optimizer, scheduler,
@@ -160,8 +193,8 @@ def save_checkpoint(path: str | os.PathLike, epoch: int, model: nn.Module, optim
     """Write everything needed to resume after ``epoch``, atomically."""
     torch_save_atomic({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                       "losses": state.losses, "accuracies": state.accuracies, "best_acc": state.best_acc,
-                       "best_state": state.best_state, "seed": seed}, path)
+                       "losses": state.losses, "accuracies": state.accuracies, "best_acc": state.best.accuracy,
+                       "best_state": state.best.state, "seed": seed}, path)
 
 
 def resume_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer, scheduler,
@@ -173,8 +206,7 @@ def resume_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer, sche
     optimizer.load_state_dict(saved["optimizer"])
     if scheduler is not None and saved["scheduler"] is not None:
         scheduler.load_state_dict(saved["scheduler"])
-    print(f"Resuming from {path} after epoch {saved['epoch']}")
-    return (TrainingState(saved["losses"], saved["accuracies"], saved["best_acc"], saved["best_state"],
+    return (TrainingState(saved["losses"], saved["accuracies"], BestWeights(saved["best_acc"], saved["best_state"]),
                           saved["epoch"] + 1), saved["seed"])
 
 
@@ -191,7 +223,8 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
                     num_epochs: int = 25, scheduler=None, log_interval: int | None = None, *,
                     device: str | torch.device = "auto", seed: int | None = None, progress: bool = True,
                     checkpoint: str | os.PathLike | None = None,
-                    scheduler_interval: str = "epoch", precision: str = "auto") -> tuple[nn.Module, dict, dict]:
+                    scheduler_interval: str = "epoch", precision: str = "auto",
+                    best: BestWeights | None = None) -> tuple[nn.Module, dict, dict]:
     """Train ``model`` for ``num_epochs`` and return ``(model, losses, accuracies)``, the tutorial's way.
 
     ``losses`` and ``accuracies`` map each phase of ``dataloaders`` (``train``, ``val``, ``test``)
@@ -209,7 +242,9 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     fp32; ``auto``: :func:`~pystatsml_tl.precision.auto_precision`, bf16 on CUDA and on CPUs with
     AVX-512 BF16 and no AMX, else fp32). ``model`` may be wrapped in DistributedDataParallel: losses
     and accuracies are then summed over the ranks. A loss that becomes NaN or infinite stops
-    training with ``FloatingPointError`` naming the epoch.
+    training with ``FloatingPointError`` naming the epoch. ``best``: the best weights of an earlier
+    stage of the same model (:class:`BestWeights`): an epoch of this one replaces them only when
+    strictly better, and the model ends with whichever won.
     """
     positive_int("num_epochs", num_epochs)
     one_of(SCHEDULER_INTERVALS)("scheduler_interval", scheduler_interval)
@@ -223,9 +258,11 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     core = getattr(model, "module", model)  # the model inside DistributedDataParallel: its state has plain names
     phases = [p for p in PHASE_ORDER if p in dataloaders]
     select = selection_phase(dataloaders)
-    state = TrainingState.start(phases, core)
+    state = TrainingState.start(phases, core, best)
     if checkpoint is not None and Path(checkpoint).is_file():
         state, seed = resume_checkpoint(checkpoint, core, optimizer, scheduler, device)
+        if log_interval is not None:
+            print(f"Resuming from {checkpoint} after epoch {state.next_epoch - 1}")
     batch_scheduler = scheduler if scheduler_interval == "batch" else None
     since = time.time()
     for epoch in range(state.next_epoch, num_epochs):
@@ -246,9 +283,9 @@ def train_val_model(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
             save_checkpoint(checkpoint, epoch, core, optimizer, scheduler, state, seed)
     elapsed = time.time() - since
     if log_interval is not None:
-        print(f"best {select} acc {100 * state.best_acc:.1f}% at epoch {best_epoch(state.accuracies)} "
+        print(f"best {select} acc {100 * state.best.accuracy:.1f}% at epoch {best_epoch(state.accuracies)} "
               f"(trained in {elapsed // 60:.0f}m {elapsed % 60:.0f}s)")
-    core.load_state_dict(state.best_state)
+    core.load_state_dict(state.best.state)
     return model, state.losses, state.accuracies
 
 
