@@ -25,9 +25,9 @@ from .loaders import ImageArrayDataset, generated_splits
 GENERATOR = "ifs-fractals-on-noise"
 VERSION = 2
 """Name and version of the generator; a pretrained backbone's card records both, so a change of
-the images (a new version) never reuses a backbone trained on the old ones. Version 2: colours
-belong to the class (version 1 drew them per image, and a quarter of the images were grey, so
-the backbone learned to look past colour and lost to scratch on colour photographs)."""
+the images (a new version) never reuses a backbone trained on the old ones. Colours belong to
+the class: drawn per image, with a quarter of the images grey, they taught the backbone to look
+past colour, and it lost to scratch on colour photographs."""
 FRACTAL_CLASSES = 40
 """Classes (systems) of the ``fractals`` data set and of the default backbone's source; a pretraining
 recipe sets its own (``classes``: 1000 for the ``fractals-1k`` recipe, after FractalDB-1k)."""
