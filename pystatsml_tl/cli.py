@@ -67,6 +67,14 @@ def _build_parser() -> argparse.ArgumentParser:
     copy = commands.add_parser("notebooks", help="copy the teaching and experiment notebooks into a folder")
     copy.add_argument("destination", help="folder to copy them into (created if needed)")
     copy.add_argument("--force", action="store_true", help="replace notebooks already there")
+    copy.add_argument("--student", action="store_true",
+                      help="the student version instead: the lesson's key lines and the exercises' answers left "
+                           "to write, a check after each (built ahead: no grading tool needed)")
+
+    grade = commands.add_parser("grade", help="execute each submitted notebook of a folder and score its checks "
+                                               "(needs nbgrader: pip install 'pystatsml-tl[teacher]')")
+    grade.add_argument("folder", help="a folder of submitted notebooks (*.ipynb)")
+    grade.add_argument("--timeout", type=int, default=900, help="seconds a cell may run (default: 900)")
 
     report = commands.add_parser("report", help="rebuild the report of a folder from the runs it holds")
     report.add_argument("output_dir", help="a folder written by pystatsml-tl run")
@@ -187,6 +195,24 @@ def _report(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: lis
     return 0
 
 
+def _grade(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from pathlib import Path
+
+    folder = Path(args.folder)
+    if not folder.is_dir() or not list(folder.glob("*.ipynb")):
+        parser.error(f"folder {str(folder)!r}: expected a folder holding submitted notebooks (*.ipynb)")
+    try:
+        import nbgrader  # noqa: F401  (the points and grades are nbgrader's)
+    except ImportError:
+        print("grading needs nbgrader: pip install 'pystatsml-tl[teacher]'", file=sys.stderr)
+        return 1
+    from .teaching.assignment import grade_folder
+
+    table = grade_folder(folder, args.timeout)
+    print(table.to_string(index=False))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pystatsml-tl`` command: its commands end quietly when their output pipe
     closes (``pystatsml-tl list | head``) and on Ctrl-C with one line and exit status 130."""
@@ -234,11 +260,13 @@ def _main(argv: list[str]) -> int:
         from .runs.notebooks import copy_notebooks
 
         try:
-            for path in copy_notebooks(args.destination, args.force):
+            for path in copy_notebooks(args.destination, args.force, "student" if args.student else "teaching"):
                 print(path)
         except (FileExistsError, NotADirectoryError) as error:
             parser.error(str(error))
         return 0
+    if args.command == "grade":
+        return _grade(args, parser)
     if args.command == "lr-find":
         return _lr_find(args, parser)
     if args.command == "report":

@@ -5,6 +5,7 @@ profile and strips run-specific metadata, so that ``pytest --nbval`` compares st
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -16,9 +17,12 @@ from typing import Any, ClassVar
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
 
+from .. import checks
 from ..storage import write_text_atomic
 
 logger = logging.getLogger(__name__)
+VERSIONS = ("teaching", "student")
+"""What ``pystatsml-tl notebooks`` copies: the lesson with its answers, or the student version."""
 
 
 def _notebook_dir() -> Path:
@@ -140,19 +144,49 @@ def notebook_html(notebook: str | os.PathLike) -> Path:
     return write_text_atomic(target, EXTERNAL_SCRIPT.sub("", body))
 
 
-def copy_notebooks(destination: str | os.PathLike, force: bool = False) -> list[Path]:
-    """Copy the teaching and experiment notebooks into ``destination`` (created if needed) for a
-    user to open; an existing file is kept unless ``force``. Returns the copies' paths."""
+def copy_notebooks(destination: str | os.PathLike, force: bool = False, version: str = "teaching") -> list[Path]:
+    """Copy notebooks into ``destination`` (created if needed) for a user to open: ``version``
+    ``teaching`` (the lesson, with its answers, and the experiment notebook) or ``student`` (the
+    student version: stubs to complete, a check after each; built ahead and shipped). An existing
+    file is kept unless ``force``. Returns the copies' paths."""
     import shutil
 
+    from ..teaching.assignment import STUDENT_NOTEBOOK
+
+    checks.one_of(VERSIONS)("version", version)
     destination = Path(destination)
-    sources = [TEACHING_NOTEBOOK, EXPERIMENT_NOTEBOOK]
+    sources = [STUDENT_NOTEBOOK] if version == "student" else [TEACHING_NOTEBOOK, EXPERIMENT_NOTEBOOK]
     existing = [destination / s.name for s in sources if (destination / s.name).exists()]
     if existing and not force:
         raise FileExistsError(f"{', '.join(map(str, existing))} already exist(s): nothing copied (use --force to "
                               "replace)")
     destination.mkdir(parents=True, exist_ok=True)
     return [Path(shutil.copyfile(source, destination / source.name)) for source in sources]
+
+
+def execute_without_exercises(notebook: Path) -> Path:
+    """Execute ``notebook`` in place without its exercises' answer cells (tag ``exercise``): they
+    keep no output, so the committed run and its time are the lesson's alone (the solution
+    version's test runs them)."""
+    import tempfile
+
+    from ..teaching.assignment import EXERCISE_TAG
+
+    source = nbformat.read(notebook, as_version=4)
+    lesson = copy.deepcopy(source)
+    lesson.cells = [c for c in lesson.cells if EXERCISE_TAG not in c.metadata.get("tags", [])]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / notebook.name
+        nbformat.write(lesson, path)
+        execute_notebook(path, path, {}, cwd=notebook.parent, strip_run_metadata=True)
+        executed = {cell.id: cell for cell in nbformat.read(path, as_version=4).cells}
+    for cell in source.cells:
+        if cell.cell_type == "code":
+            ran = executed.get(cell.id)
+            cell.outputs = ran.outputs if ran is not None else []
+            cell.execution_count = ran.execution_count if ran is not None else None
+    nbformat.write(source, notebook)
+    return notebook
 
 
 def refresh_committed_notebooks() -> None:
@@ -177,9 +211,11 @@ def refresh_committed_notebooks() -> None:
         os.environ[CACHE_ENV] = cache  # the kernels inherit it
         try:
             pretrain("resnet18", progress=False)
-            for notebook, parameters in ((EXPERIMENT_NOTEBOOK, PROFILES["smoke"]), (TEACHING_NOTEBOOK, {})):
-                logger.info("executing %s", notebook.name)
-                execute_notebook(notebook, notebook, parameters, cwd=NOTEBOOK_DIR, strip_run_metadata=True)
+            logger.info("executing %s", EXPERIMENT_NOTEBOOK.name)
+            execute_notebook(EXPERIMENT_NOTEBOOK, EXPERIMENT_NOTEBOOK, PROFILES["smoke"], cwd=NOTEBOOK_DIR,
+                             strip_run_metadata=True)
+            logger.info("executing %s (its exercises' answers left unrun)", TEACHING_NOTEBOOK.name)
+            execute_without_exercises(TEACHING_NOTEBOOK)
         finally:
             if previous is None:
                 os.environ.pop(CACHE_ENV, None)
@@ -188,4 +224,7 @@ def refresh_committed_notebooks() -> None:
 
 
 if __name__ == "__main__":
+    from ..logs import show_messages
+
+    show_messages()
     refresh_committed_notebooks()
