@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PROFILE ?= smoke
 CONSTRAINTS := .ci/constraints.txt
 
-.PHONY: install run test browser notebooks benchmark constraints dist clean
+.PHONY: install run test browser notebooks student site benchmark constraints dist clean
 
 # installs the versions the tests last passed with (CONSTRAINTS); `make constraints` records new ones
 $(STAMP): pyproject.toml $(CONSTRAINTS)
@@ -40,6 +40,12 @@ test: $(STAMP) browser  ## the linter, then the committed notebooks under nbval 
 notebooks: $(STAMP)  ## re-execute the committed notebooks with the smoke profile
 	$(BIN)/python -m pystatsml_tl.runs.notebooks
 
+student: $(STAMP)  ## regenerate the student version from the teaching notebook (nbgrader's ClearSolutions)
+	$(BIN)/python -m pystatsml_tl.teaching.assignment
+
+site: $(STAMP)  ## the course page, offline, from the committed (executed) notebooks: docs/_build/html
+	$(BIN)/python docs/build.py
+
 dist: $(STAMP)  ## the sdist, the wheel built from it (the standard build front end), both checked by twine
 	rm -rf dist
 	$(BIN)/python -m build --outdir dist .
@@ -49,4 +55,4 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/speed.py --train 10000 --test 2000 --finetune-train 1000 --finetune-test 200 --repeats 3
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info docs/_build docs/_generated

@@ -9,6 +9,7 @@ import nbformat
 import pytest
 
 from pystatsml_tl.runs.notebooks import TEACHING_NOTEBOOK, execute_notebook
+from pystatsml_tl.teaching.assignment import without_exercises
 
 FIGURES = {"learning_curves_grid": 1, "confusion_matrices": 1, "misclassified_images": 2, "feature_projections": 1,
            "first_layer_filters": 1, "data_efficiency_curve": 1, "finder.plot": 1}
@@ -139,7 +140,7 @@ def test_the_smoke_lessons_sentences_agree_with_its_outputs(smoke_lesson):
 def test_the_lessons_sentences_follow_its_results_on_a_3_class_folder(image_folder, tmp_path):
     """Every number a sentence prints, recomputed from the run's own results; chance and class names
     are the folder's (3 classes), not the digits'."""
-    source = nbformat.read(TEACHING_NOTEBOOK, as_version=4)
+    source = without_exercises(nbformat.read(TEACHING_NOTEBOOK, as_version=4))  # as the committed run
     source.cells.append(nbformat.v4.new_code_cell(DUMP_RESULTS))
     notebook, output = tmp_path / "lesson-with-dump.ipynb", tmp_path / "lesson.ipynb"
     nbformat.write(source, notebook)
@@ -254,7 +255,7 @@ def test_nothing_for_the_test_suite_in_what_students_read():
     for cell in nb.cells:
         assert "NBVAL" not in cell.source.upper()
         assert "sanity" not in cell.source
-        assert set(cell.metadata.get("tags", [])) <= {"parameters", "nbval-ignore-output"}
+        assert set(cell.metadata.get("tags", [])) <= {"parameters", "nbval-ignore-output", "exercise", "nbval-skip"}
     lines = printed(nb).splitlines()
     assert not [line for line in lines if re.search(r"(:|^)\s*(True|False)\s*$", line)]
     assert not [line for line in lines if line.startswith("{")]  # no raw dicts

@@ -5,7 +5,6 @@ profile and strips run-specific metadata, so that ``pytest --nbval`` compares st
 """
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import re
@@ -170,11 +169,10 @@ def execute_without_exercises(notebook: Path) -> Path:
     version's test runs them)."""
     import tempfile
 
-    from ..teaching.assignment import EXERCISE_TAG
+    from ..teaching.assignment import without_exercises
 
     source = nbformat.read(notebook, as_version=4)
-    lesson = copy.deepcopy(source)
-    lesson.cells = [c for c in lesson.cells if EXERCISE_TAG not in c.metadata.get("tags", [])]
+    lesson = without_exercises(source)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / notebook.name
         nbformat.write(lesson, path)
@@ -223,8 +221,9 @@ def refresh_committed_notebooks() -> None:
                 os.environ[CACHE_ENV] = previous
 
 
-if __name__ == "__main__":
-    from ..logs import show_messages
+if __name__ == "__main__":  # make notebooks: the package's module, whose logger the messages go through
+    from pystatsml_tl.logs import show_messages
+    from pystatsml_tl.runs.notebooks import refresh_committed_notebooks as refresh
 
     show_messages()
-    refresh_committed_notebooks()
+    refresh()

@@ -37,6 +37,13 @@ CODE_STUB = ('# YOUR CODE HERE (see the comment above)\n'
 """What replaces a solution region in the student version: nbgrader's stub, with a message that says what to do."""
 
 
+def without_exercises(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``nb`` without its exercises' answer cells: the lesson as its committed run executes it."""
+    lesson = copy.deepcopy(nb)
+    lesson.cells = [c for c in lesson.cells if EXERCISE_TAG not in c.metadata.get("tags", [])]
+    return lesson
+
+
 def _nbgrader(cell: nbformat.NotebookNode) -> dict[str, Any]:
     return cell.metadata.get("nbgrader", {})
 
@@ -162,3 +169,9 @@ def grade_folder(folder: str | Path, timeout: int = 900):
                      "max_score": sum(m for _, m in grades.values()),
                      "failed": ", ".join(name for name, (s, m) in grades.items() if s < m)})
     return pd.DataFrame(rows, columns=["notebook", "score", "max_score", "failed"])
+
+
+if __name__ == "__main__":  # make student
+    from ..runs.notebooks import TEACHING_NOTEBOOK
+
+    print(write_versions(TEACHING_NOTEBOOK, STUDENT_NOTEBOOK))
