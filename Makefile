@@ -41,7 +41,7 @@ notebooks: $(STAMP)  ## re-execute the committed notebooks with the smoke profil
 	$(BIN)/python -m pystatsml_tl.runs.notebooks
 
 student: $(STAMP)  ## regenerate the student version from the teaching notebook (nbgrader's ClearSolutions)
-	$(BIN)/python -m pystatsml_tl.teaching.assignment
+	$(BIN)/python -c "from pystatsml_tl.runs.notebooks import write_student_version; print(write_student_version())"
 
 site: $(STAMP)  ## the course page, offline, from the committed (executed) notebooks: docs/_build/html
 	$(BIN)/python docs/build.py

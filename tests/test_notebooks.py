@@ -14,6 +14,7 @@ from pystatsml_tl.precision import resolve_precision
 from pystatsml_tl.runs.experiments import FIGURES, run_experiment
 from pystatsml_tl.runs.notebooks import EXPERIMENT_NOTEBOOK, TEACHING_NOTEBOOK, execute_notebook
 from pystatsml_tl.runs.parameters import PARAMETERS, PROFILES, SEEDS_PARAMETER
+from pystatsml_tl.teaching.assignment import EXERCISE_TAG
 
 FAST = PROFILES["smoke"] | {"epochs": 2, "train_subset": 200, "test_subset": 100, "device": "cpu"}
 
@@ -92,8 +93,8 @@ def test_committed_notebooks_are_clean_and_use_the_python3_kernel():
         nb = nbformat.read(path, as_version=4)
         assert nb.metadata.kernelspec.name == "python3"
         assert "papermill" not in nb.metadata and "widgets" not in nb.metadata
-        code = [c for c in nb.cells if c.cell_type == "code"]
-        assert all(c.execution_count for c in code), f"{path.name} has unexecuted cells"
+        code = [c for c in nb.cells if c.cell_type == "code" and EXERCISE_TAG not in c.metadata.get("tags", [])]
+        assert all(c.execution_count for c in code), f"{path.name} has unexecuted cells"  # exercises' answers aside
         assert not any(o.output_type == "error" for c in code for o in c.outputs)
         # no training logic in the notebooks: they call the package
         assert not any("optimizer.step" in c.source or "backward()" in c.source for c in code)

@@ -187,6 +187,14 @@ def execute_without_exercises(notebook: Path) -> Path:
     return notebook
 
 
+def write_student_version() -> Path:
+    """Regenerate the shipped student version from the teaching notebook (``make student``; needs
+    nbgrader); return its path."""
+    from ..teaching.assignment import STUDENT_NOTEBOOK, write_versions
+
+    return write_versions(TEACHING_NOTEBOOK, STUDENT_NOTEBOOK)
+
+
 def refresh_committed_notebooks() -> None:
     """Re-execute the committed notebooks in place: the experiment notebook (its parameters cell
     rewritten from the package's parameters) with the ``smoke`` profile injected, the teaching

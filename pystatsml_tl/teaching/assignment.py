@@ -170,8 +170,3 @@ def grade_folder(folder: str | Path, timeout: int = 900):
                      "failed": ", ".join(name for name, (s, m) in grades.items() if s < m)})
     return pd.DataFrame(rows, columns=["notebook", "score", "max_score", "failed"])
 
-
-if __name__ == "__main__":  # make student
-    from ..runs.notebooks import TEACHING_NOTEBOOK
-
-    print(write_versions(TEACHING_NOTEBOOK, STUDENT_NOTEBOOK))
