@@ -209,7 +209,9 @@ def _grade(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .teaching.assignment import grade_folder
 
     table = grade_folder(folder, args.timeout)
-    print(table.to_string(index=False))
+    for row in table.itertuples():
+        failed = f"; failed: {row.failed}" if row.failed else "; every check passed"
+        print(f"{row.notebook}: {row.score:g} of {row.max_score:g} points{failed}")
     return 0
 
 

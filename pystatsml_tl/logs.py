@@ -9,6 +9,9 @@ from typing import TextIO
 
 PACKAGE = "pystatsml_tl"
 PREFIX = "[pystatsml-tl] "
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+"""The kernels the package starts log errors only: their start-up warning about unencrypted local
+TCP is not the user's concern."""
 
 
 class _CurrentStream(logging.StreamHandler):

@@ -17,6 +17,7 @@ import nbformat
 from jupyter_client.manager import AsyncKernelManager
 
 from .. import checks
+from ..logs import KERNEL_ARGUMENTS
 from ..storage import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -38,8 +39,6 @@ NOTEBOOK_DIR = _notebook_dir()
 EXPERIMENT_NOTEBOOK = NOTEBOOK_DIR / "experiment.ipynb"
 TEACHING_NOTEBOOK = NOTEBOOK_DIR / "transfer_learning.ipynb"
 RUN_METADATA = ("papermill", "execution", "widgets", "collapsed", "scrolled", "jupyter")
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
-"""The kernel logs errors only: its start-up warning about unencrypted local TCP is not the user's concern."""
 
 
 def _coalesce_streams(outputs: list) -> list:

@@ -142,8 +142,10 @@ def execute_submission(path: str | Path, timeout: int = 900) -> nbformat.Noteboo
     check is one cell's error, the rest runs on), in the notebook's folder."""
     from nbclient import NotebookClient
 
+    from ..logs import KERNEL_ARGUMENTS
+
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True, extra_arguments=KERNEL_ARGUMENTS,
                    resources={"metadata": {"path": str(Path(path).parent)}}).execute()
     return nb
 
