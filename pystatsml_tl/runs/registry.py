@@ -62,11 +62,6 @@ class Experiment:
         blocks = [block for block in self.trains if block != HEAD]
         return " and ".join([*blocks, "the new last layer"]) if HEAD in self.trains else " and ".join(blocks)
 
-    @property
-    def frozen_at_start(self) -> bool:
-        """Whether some blocks are frozen (and in eval mode) when the model is built."""
-        return self.trains != ALL
-
     def settings(self, weights: str) -> dict[str, Any]:
         """What a run of this experiment records as its settings: kind, optimizer, what trains and
         the weights it starts from (``weights`` unless the entry forces its own)."""
