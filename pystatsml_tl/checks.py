@@ -70,6 +70,16 @@ def one_of(choices: Sequence[str], separator: str = " | ") -> Check:
     return check
 
 
+def rate_factor(name: str, value: Any) -> None:
+    """A factor that scales a learning rate down or keeps it: a number in (0, 1]."""
+    in_interval(name, value, 0, 1, "(]")
+
+
+def below_epochs(name: str, value: Any, epochs: int) -> None:
+    """A number of epochs shorter than the training: an integer in [0, epochs)."""
+    expect(_is_int(value) and 0 <= value < epochs, name, value, f"an integer in [0, epochs={epochs})")
+
+
 def count_or_auto(name: str, value: Any) -> None:
     """A positive integer (as text or a number) or ``auto``."""
     text = str(value)

@@ -32,7 +32,7 @@ def _lazy(module: str, name: str) -> checks.Check:
 
 
 def _below_epochs(name: str, value: Any, params: dict[str, Any]) -> None:
-    checks.expect(0 <= value < params["epochs"], name, value, f"an integer in [0, epochs={params['epochs']})")
+    checks.below_epochs(name, value, params["epochs"])
 
 
 def _experiment_help() -> str:
@@ -78,7 +78,7 @@ PARAMETERS: dict[str, Parameter] = {
         Parameter("lr", float, 1e-3, "learning rate", check=checks.positive_number),
         Parameter("momentum", float, 0.9, "SGD momentum (ignored by Adam)", check=checks.interval(0, 1, "[)")),
         Parameter("step_size", int, 7, "StepLR: epochs between learning-rate decays", check=checks.positive_int),
-        Parameter("gamma", float, 0.1, "StepLR: decay factor", check=checks.interval(0, 1, "(]")),
+        Parameter("gamma", float, 0.1, "StepLR: decay factor", check=checks.rate_factor),
         Parameter("scheduler", str, "step",
                   "step (the lesson's StepLR, per epoch) | cosine | onecycle (torch's schedulers, per batch)",
                   check=_lazy("..training.recipes", "check_scheduler")),
@@ -95,10 +95,10 @@ PARAMETERS: dict[str, Parameter] = {
                   check=checks.positive_int),
         Parameter("unfreeze_lr_factor", float, 0.1,
                   "two-stage: the rate after unfreezing is lr times this (Keras's guide lowers it by 10 to 100x)",
-                  check=checks.interval(0, 1, "(]")),
+                  check=checks.rate_factor),
         Parameter("lr_decay", float, 0.385,
                   "discriminative: each block towards the stem gets this times the next block's rate "
-                  "(ULMFiT divides by 2.6)", check=checks.interval(0, 1, "(]")),
+                  "(ULMFiT divides by 2.6)", check=checks.rate_factor),
         Parameter("image_size", int, 32, "side of the square images fed to the network, in pixels",
                   check=DATA_CHECKS["image_size"]),
         Parameter("normalize", str, "tutorial",

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..backbones import get_head
-from ..checks import expect, in_interval, one_of
+from ..checks import below_epochs, one_of, rate_factor
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULERS = ("step", "cosine", "onecycle")
@@ -73,7 +73,7 @@ def parameter_blocks(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
 def discriminative_groups(model: nn.Module, lr: float, lr_decay: float) -> list[dict[str, Any]]:
     """Optimizer parameter groups, one per block of :func:`parameter_blocks`: the head trains at
     ``lr`` and each block closer to the stem at ``lr_decay`` times the rate of the block after it."""
-    in_interval("lr_decay", lr_decay, 0, 1, "(]")
+    rate_factor("lr_decay", lr_decay)
     blocks = parameter_blocks(model)
     return [{"params": params, "lr": lr * lr_decay ** (len(blocks) - 1 - i), "name": name}
             for i, (name, params) in enumerate(blocks)]
@@ -131,5 +131,4 @@ def check_scheduler(name: str) -> None:
 def check_schedule(name: str, epochs: int, warmup_epochs: int) -> None:
     """Refuse an unknown schedule or a warm-up that is not shorter than the training."""
     check_scheduler(name)
-    expect(isinstance(warmup_epochs, int) and 0 <= warmup_epochs < epochs, "warmup_epochs", warmup_epochs,
-           f"an integer in [0, epochs={epochs})")
+    below_epochs("warmup_epochs", warmup_epochs, epochs)
