@@ -24,10 +24,12 @@ class _CurrentStream(logging.StreamHandler):
 
     @property
     def stream(self) -> TextIO:  # type: ignore[override]
+        """The stream given, else ``sys.stderr`` as it is now."""
         return self._fixed or sys.stderr
 
     @stream.setter
     def stream(self, value: TextIO) -> None:
+        """Keep ``value``, unless it is the current ``sys.stderr`` (then follow it)."""
         self._fixed = value if value is not sys.stderr else None
 
 

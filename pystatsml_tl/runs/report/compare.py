@@ -17,6 +17,7 @@ POWER = 0.8
 
 
 def shared_seeds(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
+    """The runs of two groups on the seeds they share, paired in seed order."""
     by_seed_a = {m["parameters"]["seed"]: m for m in a}
     by_seed_b = {m["parameters"]["seed"]: m for m in b}
     seeds = sorted(set(by_seed_a) & set(by_seed_b))
