@@ -99,9 +99,20 @@ def test_a_wrong_answer_fails_the_right_check_with_its_message():
     with pytest.raises(AssertionError, match="not above chance"):
         checks.trained_above_chance({"train": [0.5], "val": [0.05, 0.1]}, 10)
     with pytest.raises(AssertionError, match="freeze_backbone's model moved"):
-        checks.drift_measured(batchnorm_drift(_resnet(), images), batchnorm_drift(_resnet(), images))
-    checks.drift_measured(batchnorm_drift(_resnet(), images), batchnorm_drift(freeze_backbone(_resnet()), images))
+        checks.drift_measured(_frozen(), batchnorm_drift(_resnet(), images), batchnorm_drift(_resnet(), images))
+    with pytest.raises(AssertionError, match="tensors of model_loop still train"):
+        checks.drift_measured(_resnet(), 0.1, 0.0)
+    checks.drift_measured(_frozen(), batchnorm_drift(_frozen(), images), batchnorm_drift(freeze_backbone(_resnet()),
+                                                                                         images))
     checks.only_head_trains(_resnet())  # the right answers pass
+
+
+def _frozen():
+    """A random ResNet18 frozen whole by the tutorial's loop."""
+    model = pretrained_model("resnet18", "none", progress=False)
+    for param in model.parameters():
+        param.requires_grad = False
+    return model
 
 
 def _head_left_frozen():

@@ -117,8 +117,11 @@ def trained_above_chance(accuracies: dict[str, list[float]], num_classes: int) -
                  "accuracy")
 
 
-def drift_measured(loop_drift: float, frozen_drift: float) -> None:
-    """The tutorial's loop lets a batch move BatchNorm statistics; ``freeze_backbone`` does not."""
+def drift_measured(loop_model: nn.Module, loop_drift: float, frozen_drift: float) -> None:
+    """``loop_model`` is frozen by the tutorial's loop, which lets a batch move BatchNorm statistics
+    (``loop_drift`` above zero); ``freeze_backbone`` does not (``frozen_drift`` zero)."""
+    trainable = sum(1 for p in loop_model.parameters() if p.requires_grad)
+    assert not trainable, f"{trainable} tensors of model_loop still train: set requires_grad = False on each"
     assert loop_drift > 0, "with the requires_grad loop alone a training batch should move a running mean: " \
                            "measure on a model frozen by the loop only, in train mode"
     assert frozen_drift == 0, f"freeze_backbone's model moved a running mean by {frozen_drift:.4f}: measure it on " \
@@ -126,15 +129,24 @@ def drift_measured(loop_drift: float, frozen_drift: float) -> None:
     _ok(f"the loop alone lets a batch move a running mean by {loop_drift:.4f}; freeze_backbone by 0")
 
 
-def interval_of_seeds(accuracies: Sequence[float], low: float, high: float, seeds: int) -> None:
-    """``accuracies`` holds one value per seed and ``(low, high)`` is their mean's 95 % t interval."""
+def paired_difference(first: Sequence, second: Sequence, differences: Sequence[float], low: float, high: float,
+                      lr_first: float, lr_second: float) -> None:
+    """Two settings run on the same seeds (results of ``run_experiment``: ``first`` at ``lr_first``,
+    ``second`` at ``lr_second``), their differences of test accuracy seed by seed (second minus
+    first), and ``(low, high)`` the 95 % t interval of the differences' mean."""
     from ..runs.statistics import t_interval
 
-    values = np.asarray(accuracies, dtype=float)
-    assert len(values) == seeds, f"{len(values)} accuracies for {seeds} seeds: run one experiment per seed"
-    assert len(set(values.tolist())) > 1 or seeds == 1, "every seed gave the same accuracy: did the seed change?"
-    expected = t_interval(values.tolist())
-    assert np.allclose((low, high), expected, atol=1e-6), (
-        f"the interval ({low:.4f}, {high:.4f}) is not the 95 % t interval of the seeds' mean "
-        f"({expected[0]:.4f}, {expected[1]:.4f}): use statistics.t_interval(accuracies)")
-    _ok(f"{seeds} seeds: mean {100 * values.mean():.1f} %, 95 % interval {100 * low:.1f} to {100 * high:.1f} %")
+    assert len(first) == len(second) >= 2, f"{len(first)} and {len(second)} runs: run both settings on the same seeds"
+    seeds = [r.params["seed"] for r in first]
+    assert seeds == [r.params["seed"] for r in second] and len(set(seeds)) == len(seeds), (
+        f"seeds {seeds} and {[r.params['seed'] for r in second]}: pair each seed once in both settings")
+    for runs, lr, which in ((first, lr_first, "the first setting"), (second, lr_second, "the second setting")):
+        rates = sorted({r.params["lr"] for r in runs})
+        assert rates == [lr], f"{which} ran at lr {rates}, not {lr:g}"
+    expected = [b.test.accuracy - a.test.accuracy for a, b in zip(first, second)]
+    assert np.allclose(differences, expected), "differences: the second setting's test accuracy minus the first's, " \
+                                               "seed by seed (fractions)"
+    assert np.allclose((low, high), t_interval(expected), atol=1e-9), (
+        f"({low:.4f}, {high:.4f}) is not the 95 % t interval of the differences' mean: use statistics.t_interval")
+    _ok(f"{len(seeds)} paired seeds: mean difference {100 * np.mean(expected):+.1f} points, 95 % interval "
+        f"{100 * low:+.1f} to {100 * high:+.1f}")
