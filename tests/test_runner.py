@@ -139,14 +139,19 @@ def test_ctrl_c_stops_the_kernels_reports_what_completed_and_resumes(tmp_path):
     command = [sys.executable, "-m", "pystatsml_tl", "run", "--profile", "smoke", "--experiments", "finetune-sgd",
                "--seeds", "5", "--device", "cpu", "--set", "epochs=1", "--set", "train_subset=60",
                "--set", "test_subset=30", *SMALL_NETWORK, "--output-dir", str(out)]
+    def as_a_terminal_starts_it():  # SIGINT handled and not blocked, whatever this test process inherited
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+    inherited = (signal.getsignal(signal.SIGINT), signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=as_a_terminal_starts_it)
     deadline = time.time() + 300
     while not list(out.rglob("metrics.json")) and time.time() < deadline and process.poll() is None:
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal: SIGINT to the foreground process group
     _, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err
+    assert process.returncode == 130, f"this process's SIGINT handler and blocked: {inherited}\n{err}"
     last = err.strip().splitlines()[-1]
     assert re.fullmatch(r"\[pystatsml-tl\] interrupted: [1-4] of 5 runs complete; run the same command again to "
                         r"resume", last), err
