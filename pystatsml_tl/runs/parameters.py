@@ -298,11 +298,6 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
     return overrides
 
 
-def experiment_settings(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The kind, optimizer, what trains and weights of the experiment that ``params`` name."""
-    return experiment(params["experiment"]).settings(params["weights"])
-
-
 def parameters_cell() -> str:
     """The source of the experiment notebook's ``parameters`` cell: every parameter with its type,
     default and help, so that ``papermill --help-notebook`` lists them."""

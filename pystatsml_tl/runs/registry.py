@@ -100,11 +100,6 @@ def profile_experiments(profile: str) -> tuple[str, ...]:
     return tuple(name for name, entry in EXPERIMENTS.items() if profile in entry.profiles)
 
 
-def published_experiments() -> tuple[str, ...]:
-    """The experiments the tutorial ran (those with a published accuracy), in registry order."""
-    return tuple(name for name, entry in EXPERIMENTS.items() if entry.published_acc is not None)
-
-
 def experiment_colour(label: str) -> str:
     """The colour of an experiment (``label`` or a label that starts with its name, as
     ``"finetune-sgd lr=0.01"``); a name outside the registry gets a spare colour chosen from the

@@ -48,11 +48,6 @@ def _nbgrader(cell: nbformat.NotebookNode) -> dict[str, Any]:
     return cell.metadata.get("nbgrader", {})
 
 
-def is_solution_cell(cell: nbformat.NotebookNode) -> bool:
-    """Whether a cell holds a solution region (nbgrader's ``solution`` metadata)."""
-    return bool(_nbgrader(cell).get("solution"))
-
-
 def solution_lines(source: nbformat.NotebookNode) -> list[str]:
     """Every non-blank line inside a solution region of the source, markers excluded."""
     lines, inside = [], False

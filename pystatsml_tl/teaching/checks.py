@@ -87,16 +87,11 @@ def trains_on_features(loaders: dict, num_features: int) -> None:
 
 
 def batchnorm_kept(model: nn.Module, images: torch.Tensor) -> None:
-    """A batch through ``model`` in train mode leaves every BatchNorm running mean as it was."""
-    device = next(model.parameters()).device
-    before = [m.running_mean.clone() for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    was_training = model.training
-    model.train()
-    with torch.no_grad():
-        model(images.to(device))
-    model.train(was_training)
-    after = [m.running_mean for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    moved = max((float((a - b).abs().max()) for a, b in zip(after, before)), default=0.0)
+    """A batch through ``model`` in train mode leaves every BatchNorm running mean as it was
+    (measured on a copy by :func:`~pystatsml_tl.runs.insight.batchnorm_drift`)."""
+    from ..runs.insight import batchnorm_drift
+
+    moved = batchnorm_drift(model, images)
     assert moved == 0, (f"a batch in train mode moved a BatchNorm running mean by {moved:.4f}: the frozen backbone "
                         "must stay in eval mode (freeze_backbone does it)")
     _ok("the frozen backbone's BatchNorm statistics stay put in train mode")

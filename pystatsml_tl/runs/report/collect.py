@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..metrics import MetricsFile, read_metrics
+from ..metrics import read_metrics
 from ..registry import EXPERIMENTS
 
 FAILURE_FILE = "failure.json"
@@ -29,30 +29,33 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _metrics_files(root: Path) -> list[MetricsFile]:
-    return [read_metrics(path) for path in sorted(root.rglob("metrics.json"))]
-
-
-def collect_runs(output_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The complete runs under ``output_dir`` (their metrics in the current schema, with ``path``:
-    the run's folder, relative) and the recorded failures of runs that have no complete metrics."""
+def collect_folder(output_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, str]]]:
+    """Every run under ``output_dir``, each ``metrics.json`` read once: the complete runs (their
+    metrics in the current schema, with ``path``: the run's folder, relative), the recorded failures
+    of runs that have no complete metrics, and the folders whose ``metrics.json`` cannot serve
+    (truncated, not JSON, keys missing), each with ``path`` and ``problem`` (why)."""
     root = Path(output_dir)
-    files = _metrics_files(root)
+    files = [read_metrics(path) for path in sorted(root.rglob("metrics.json"))]
     runs = [found.metrics | {"path": str(found.path.parent.relative_to(root))} for found in files if found.complete]
     complete = {found.path.parent for found in files if found.complete}
     failures = []
     for path in sorted(root.rglob(FAILURE_FILE)):
         if path.parent not in complete and (failure := _read_json(path)) is not None:
             failures.append(failure | {"path": str(path.parent.relative_to(root))})
+    unreadable = [{"path": str(found.path.parent.relative_to(root)), "problem": f"metrics.json {found.problem}"}
+                  for found in files if not found.complete]
+    return runs, failures, unreadable
+
+
+def collect_runs(output_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The complete runs and the recorded failures under ``output_dir`` (:func:`collect_folder`)."""
+    runs, failures, _ = collect_folder(output_dir)
     return runs, failures
 
 
 def unreadable_runs(output_dir: str | Path) -> list[dict[str, str]]:
-    """The run folders under ``output_dir`` whose ``metrics.json`` cannot serve (truncated, not
-    JSON, keys missing), each with ``path`` (relative) and ``problem`` (why)."""
-    root = Path(output_dir)
-    return [{"path": str(found.path.parent.relative_to(root)), "problem": f"metrics.json {found.problem}"}
-            for found in _metrics_files(root) if not found.complete]
+    """The run folders under ``output_dir`` whose ``metrics.json`` cannot serve (:func:`collect_folder`)."""
+    return collect_folder(output_dir)[2]
 
 
 def reports_below(folder: str | Path) -> list[Path]:

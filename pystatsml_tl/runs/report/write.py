@@ -24,12 +24,11 @@ import pandas as pd
 from ...storage import atomic_path, file_lock, write_text_atomic
 from .collect import (
     check_report_folder,
-    collect_runs,
+    collect_folder,
     grid_columns,
     read_run_file,
     shared_parameters,
     unique_runs,
-    unreadable_runs,
 )
 from .compare import ALL_PAIRS, ALPHA, comparison_table
 from .describe import comparison_sentence
@@ -73,8 +72,7 @@ def write_report(output_dir: str | Path, command: str = "", compare_to: str | No
     paths = {name: output_dir / name for name in ("runs.csv", "summary.csv", "comparisons.csv", "summary.md",
                                                     "summary.html", "summary.png", "epochs.png")}
     with file_lock(output_dir / ".report.lock"):
-        found, failures = collect_runs(output_dir)
-        unreadable = unreadable_runs(output_dir)
+        found, failures, unreadable = collect_folder(output_dir)
         runs, repeated = unique_runs(found)
         records = runs + failures
         shared = shared_parameters(records) if records else {}
