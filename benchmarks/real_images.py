@@ -22,13 +22,15 @@ Two tables, each backbone against random weights of the same network:
   interval, and the paired difference with its interval.
 
 Backbones, by pretraining recipe: ``default`` (the bundled backbone, ``weights=synthetic``: 40
-fractal classes) and ``fractals-1k`` (1000 classes of 300 images; pretrained on first use, 79
-minutes on 2 CPU cores). Every finished measurement is kept as
-a JSON file under ``--store`` (named by set, table, backbone key, size and seed), so a stopped run
-resumes where it stopped and a second run only prints.
+fractal classes, a quarter of the trained ``layer4`` kept), ``layer4-reset`` (the same training,
+``layer4`` put back to random weights: the bundled backbone of earlier releases) and
+``fractals-1k`` (1000 classes of 300 images, a quarter of ``layer4`` kept; pretrained on first use,
+79 minutes on 2 CPU cores). Every finished measurement is kept as a JSON file under ``--store``
+(named by set, table, backbone key, size and seed), so a stopped run resumes where it stopped and
+a second run only prints.
 
     pip install scikit-learn scikit-image
-    python benchmarks/real_images.py --seeds 5                          # both tables, both backbones
+    python benchmarks/real_images.py --seeds 5                          # both tables, every backbone
     python benchmarks/real_images.py --tables probe --backbones default  # minutes
 """
 from __future__ import annotations
@@ -44,7 +46,7 @@ import numpy as np
 SETS = ("digits", "photos", "faces")
 EXTRA_SETS = ("photos-grey",)
 TABLES = ("probe", "finetune")
-BACKBONES = ("default", "fractals-1k")
+BACKBONES = ("default", "layer4-reset", "fractals-1k")
 FINETUNE_SIZES = (100, 300, 1000)
 PHOTOS = ("astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry", "retina", "rocket")
 
@@ -127,12 +129,14 @@ def image_folder(name: str, root: str | Path) -> Path:
     return folder
 
 
-def backbone_weights(recipe: str) -> str:
-    """The ``weights`` value of the backbone of pretraining ``recipe``: the path of its saved state
-    dict (installed from the package's bundle, or pretrained, on first use)."""
+def backbone_weights(backbone: str) -> str:
+    """The ``weights`` value of ``backbone``, a pretraining recipe or a state dict file: the path of
+    its saved state dict (a recipe's installed from the package's bundle, or pretrained, on first use)."""
     from pystatsml_tl.pretraining import pretrain
 
-    return str(pretrain("resnet18", recipe=recipe, progress=False).path)
+    if backbone.endswith(".pt"):
+        return str(Path(backbone).expanduser())
+    return str(pretrain("resnet18", recipe=backbone, progress=False).path)
 
 
 def _stored(store: Path, name: str, measure) -> float:
@@ -245,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated, from {', '.join(SETS + EXTRA_SETS)} (default: {','.join(SETS)})")
     parser.add_argument("--tables", default=",".join(TABLES), help=f"comma-separated, from {', '.join(TABLES)}")
     parser.add_argument("--backbones", default=",".join(BACKBONES),
-                        help=f"comma-separated, from {', '.join(BACKBONES)}")
+                        help=f"comma-separated, from {', '.join(BACKBONES)}, or paths of state dict files (.pt)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default: 5, at least 2)")
     parser.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs (default: 5)")
     parser.add_argument("--images", default="reports/images", help="where the image folders are written")
@@ -254,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = {}
     for option, allowed in (("sets", SETS + EXTRA_SETS), ("tables", TABLES), ("backbones", BACKBONES)):
         names = [name.strip() for name in getattr(args, option).split(",") if name.strip()]
+        if option == "backbones":  # a state dict file stands for itself
+            allowed += tuple(name for name in names if name.endswith(".pt") and Path(name).expanduser().is_file())
         if not names or set(names) - set(allowed):
             parser.error(f"--{option} {getattr(args, option)}: expected names from {', '.join(allowed)}")
         chosen[option] = names
@@ -262,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     from pystatsml_tl.provenance import cpu_model
 
     started = time.time()
-    backbones = {name: backbone_weights(name) for name in chosen["backbones"]}
+    backbones = {Path(name).stem if name.endswith(".pt") else name: backbone_weights(name)
+                 for name in chosen["backbones"]}
     seeds, images, store = list(range(args.seeds)), Path(args.images), Path(args.store)
     print(f"CPU: {cpu_model()}; backbones: " + ", ".join(f"{k} = {Path(v).stem}" for k, v in backbones.items()))
     if "probe" in chosen["tables"]:

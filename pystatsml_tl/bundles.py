@@ -2,9 +2,10 @@
 
 A bundle holds what pretraining learned or measured, not what it drew at random: the blocks that
 :mod:`~pystatsml_tl.pretraining` puts back to seeded random weights are left out, and drawn again
-from their seed when the bundle is installed (the default ResNet18 is 11 MB instead of 45). Its
-card is the pretraining card plus the names of the tensors left out and a digest of the whole
-state dict, so that an install that does not rebuild it bit for bit is noticed.
+from their seed when the bundle is installed (a ResNet18 with ``layer4`` put back is 11 MB
+instead of 45; the default backbone keeps a share of its trained ``layer4``, so its bundle is the
+whole state dict). Its card is the pretraining card plus the names of the tensors left out and a
+digest of the whole state dict, so that an install that does not rebuild it bit for bit is noticed.
 """
 from __future__ import annotations
 

@@ -91,7 +91,8 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="default (the bundled backbone: minutes on a CPU), fractals-1k (1000 classes: about "
                           "80 minutes on 2 CPU cores) or long (for a GPU); the options below override it")
     for name, kind in (("classes", int), ("epochs", int), ("batch-size", int), ("lr", float), ("weight-decay", float),
-                       ("train-size", int), ("test-size", int), ("seed", int), ("keep-blocks", int)):
+                       ("train-size", int), ("test-size", int), ("seed", int), ("keep-blocks", int),
+                       ("trained-share", float)):
         pre.add_argument(f"--{name}", type=kind, default=None, help="default: the recipe's")
     pre.add_argument("--device", choices=DEVICES, default="auto")
     pre.add_argument("--force", action="store_true", help="retrain even if a saved backbone matches")
@@ -241,7 +242,7 @@ def _main(argv: list[str]) -> int:
         return 0
     if args.command == "pretrain":
         from .errors import ResourceUnavailableError
-        from .pretraining import DEFAULT_RECIPE, pretrain
+        from .pretraining import DEFAULT_RECIPE, describe_backbone, pretrain
 
         try:
             settings = {name: getattr(args, name) for name in DEFAULT_RECIPE}
@@ -253,10 +254,7 @@ def _main(argv: list[str]) -> int:
             print(error, file=sys.stderr)
             return 1
         print(backbone.path)
-        card = backbone.card
-        print(f"source test accuracy {100 * card['source_test_acc']:.1f}% ({len(card['class_names'])} classes, "
-              f"{card['epochs']} epochs); kept {', '.join(card['kept_blocks'])}, re-initialised "
-              f"{', '.join(card['reinitialized_blocks']) or 'nothing'}")
+        print(describe_backbone(backbone.card))
         return 0
     if args.command == "notebooks":
         from .runs.notebooks import copy_notebooks

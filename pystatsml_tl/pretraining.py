@@ -2,12 +2,14 @@
 
 Offline, the default source is formula-driven (:mod:`pystatsml_tl.data.formulas`): 40 classes of
 fractals, each an iterated function system, rendered on 1/f noise. No natural image, digit,
-letter or glyph is involved. The early blocks of the trained network are kept (a ResNet's stem
-to ``layer3``: edge, colour, texture and part filters); the last one, which specialises in
-telling fractals apart, is put back to seeded random weights (its BatchNorm statistics
-re-estimated on the source images), because fine-tuning from it was worse than from scratch on
-real images (Yosinski et al. 2014: the last layers of a network are the least transferable;
-measurements in ``benchmarks/README.md``).
+letter or glyph is involved. The early blocks of the trained network are kept as trained (a
+ResNet's stem to ``layer3``: edge, colour, texture and part filters). The last one specialises in
+telling fractals apart: kept whole, it fine-tunes worse than from scratch on real images (Yosinski
+et al. 2014: the last layers of a network are the least transferable); put back to random weights,
+its frozen features are little better than random ones. The default keeps a quarter of it: its
+weights are a mix of the trained ones (0.25) and of seeded random ones (0.75), as in the
+shrink-and-perturb of Ash and Adams (2020), and its BatchNorm statistics are re-estimated on the
+source images (measurements in ``benchmarks/README.md``).
 """
 from __future__ import annotations
 
@@ -38,24 +40,30 @@ logger = logging.getLogger(__name__)
 DEFAULT_SOURCE = "fractals"
 BUILTIN_SOURCES = ("fractals", "synthetic-source", "cifar10")
 DEFAULT_RECIPE: dict[str, Any] = {"classes": 40, "epochs": 5, "batch_size": 64, "lr": 2e-3, "weight_decay": 0.05,
-                                  "train_size": 10_000, "test_size": 1_000, "seed": 0, "keep_blocks": 4}
+                                  "train_size": 10_000, "test_size": 1_000, "seed": 0, "keep_blocks": 4,
+                                  "trained_share": 0.25}
 """Settings of the default offline backbone: 40 fractal classes, AdamW with a one-cycle schedule and
 label smoothing, about eight minutes on 2 CPU cores (the package ships the result:
 :mod:`~pystatsml_tl.bundles`). ``classes``: systems of the fractal source (other sources have their
-own classes); ``keep_blocks``: blocks kept from the stem on (4 = the stem and ``layer1`` to
-``layer3`` of a ResNet); the others are re-initialised."""
+own classes); ``keep_blocks``: blocks kept as trained from the stem on (4 = the stem and ``layer1``
+to ``layer3`` of a ResNet); ``trained_share``: the share of the trained weights in the blocks after
+them (0: put back to seeded random weights; 1: kept as trained)."""
 RECIPES: dict[str, dict[str, Any]] = {
     "default": DEFAULT_RECIPE,
+    "layer4-reset": DEFAULT_RECIPE | {"trained_share": 0.0},
     "fractals-1k": DEFAULT_RECIPE | {"classes": 1000, "epochs": 6, "batch_size": 128, "train_size": 300_000,
                                      "test_size": 5_000},
     "long": DEFAULT_RECIPE | {"epochs": 30, "batch_size": 256, "lr": 4e-3, "train_size": 100_000,
                               "test_size": 5_000},
 }
-"""Named pretraining recipes: ``default`` (the bundled backbone), ``fractals-1k`` (1000 classes of
-300 images, the FractalDB-1k shape at a third of its instances: 79 minutes on 2 CPU cores; measured
-against the default in ``benchmarks/README.md``, where it did not beat it) and ``long`` (ten times
-the default's images, six times its epochs: for a GPU)."""
+"""Named pretraining recipes: ``default`` (the bundled backbone), ``layer4-reset`` (the same training,
+``layer4`` put back to random weights: the backbone of earlier releases), ``fractals-1k`` (1000
+classes of 300 images, the FractalDB-1k shape at a third of its instances: 79 minutes on 2 CPU
+cores) and ``long`` (ten times the default's images, six times its epochs: for a GPU); the first
+three are measured against each other in ``benchmarks/README.md``."""
 _INTEGER_SETTINGS = ("classes", "epochs", "batch_size", "train_size", "test_size", "keep_blocks")
+_AFTER_TRAINING = ("keep_blocks", "trained_share")
+"""Settings applied to the trained network: another value reuses a finished training."""
 
 
 @dataclass
@@ -97,9 +105,9 @@ def backbone_path(arch: str = "resnet18", source: str = DEFAULT_SOURCE, recipe: 
 
 def checkpoint_path(backbone: Path, arch: str, source: str, recipe: dict[str, Any]) -> Path:
     """Where pretraining for ``backbone`` keeps its per-epoch checkpoint, beside it: named by the
-    training settings alone (``keep_blocks`` aside), so that a stopped run resumes where it stopped
-    and another choice of kept blocks reuses a finished training."""
-    training = {name: value for name, value in recipe.items() if name != "keep_blocks"}
+    training settings alone (``keep_blocks`` and ``trained_share`` aside), so that a stopped run
+    resumes where it stopped and another choice of what is kept reuses a finished training."""
+    training = {name: value for name, value in recipe.items() if name not in _AFTER_TRAINING}
     label = backbone.stem.rsplit("-", 1)[0]
     return backbone.with_name(f"{label}-training-{backbone_key(arch, source, training)}.ckpt")
 
@@ -130,6 +138,9 @@ def pretraining_recipe(recipe: str = "default", **settings: Any) -> dict[str, An
         raise ValueError(f"lr={chosen['lr']!r}: expected a positive number")
     if not isinstance(chosen["weight_decay"], (int, float)) or not chosen["weight_decay"] >= 0:
         raise ValueError(f"weight_decay={chosen['weight_decay']!r}: expected a non-negative number")
+    share = chosen["trained_share"]
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise ValueError(f"trained_share={share!r}: expected a number from 0 (random weights) to 1 (kept as trained)")
     return chosen
 
 
@@ -142,7 +153,7 @@ def pretrain(arch: str = "resnet18", source: str = DEFAULT_SOURCE, *, recipe: st
     ``source``: ``fractals`` (default), ``synthetic-source`` (the coloured shapes of the first
     release), ``cifar10`` or an image folder. ``recipe`` names the settings (:data:`RECIPES`);
     keyword ``settings`` (``classes``, ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``train_size``,
-    ``test_size``, ``seed``, ``keep_blocks``) override them. The state dict and a JSON card (arch,
+    ``test_size``, ``seed``, ``keep_blocks``, ``trained_share``) override them. The state dict and a JSON card (arch,
     source and its generator, classes, settings, kept blocks, source accuracy, package version)
     are written atomically into the cache directory; a later call with the same key finds them and
     returns at once (``force=True`` trains instead). A key the package ships a bundle of (the default
@@ -163,16 +174,24 @@ def pretrain(arch: str = "resnet18", source: str = DEFAULT_SOURCE, *, recipe: st
         return _pretrain_and_save(arch, source, chosen, path, data_dir, device, progress)
 
 
-def reinitialize_after(model: nn.Module, arch: str, keep_blocks: int, seed: int) -> tuple[list[str], list[str]]:
+def reinitialize_after(model: nn.Module, arch: str, keep_blocks: int, seed: int,
+                       trained_share: float = 0.0) -> tuple[list[str], list[str]]:
     """Put every block of ``model`` after its first ``keep_blocks`` (see
     :func:`~pystatsml_tl.training.recipes.parameter_blocks`) back to seeded random weights, buffers
-    included. Returns the names of the kept and of the re-initialised blocks (the head aside)."""
+    included; with ``trained_share`` above 0, each of their weights becomes
+    ``trained_share * trained + (1 - trained_share) * random`` instead (the buffers are still the
+    random draw's: re-estimate them). Returns the names of the kept and of the re-initialised
+    blocks (the head aside)."""
     names = [name for name, _ in parameter_blocks(model)][:-1]
     kept, reset = names[:keep_blocks], names[keep_blocks:]
     fresh = _seeded_initial_state(arch, seed)
+    parameters = {name for name, _ in model.named_parameters()}
     for key, value in model.state_dict().items():
         if key in fresh and fresh[key].shape == value.shape and not key.startswith(_prefixes(kept)):
-            value.copy_(fresh[key])
+            if trained_share and key in parameters:
+                value.copy_(trained_share * value + (1 - trained_share) * fresh[key])
+            else:
+                value.copy_(fresh[key])
     return kept, reset
 
 
@@ -224,11 +243,14 @@ def _prefixes(blocks: list[str]) -> tuple[str, ...]:
     return tuple(f"{part}." for name in blocks for part in name.split("+"))
 
 
-def recalibrate_batchnorm(model: nn.Module, blocks: list[str], loader, max_images: int = 2000) -> None:
+def recalibrate_batchnorm(model: nn.Module, blocks: list[str], loader, max_images: int = 10_000,
+                          seed: int = 0) -> None:
     """Re-estimate the BatchNorm statistics of ``blocks`` from up to ``max_images`` of ``loader``
     (a plain average over the batches), the other weights untouched. Random blocks put on top of
     trained ones keep init statistics (mean 0, variance 1) that do not fit what flows into them
-    now: a frozen extractor would use those in eval mode."""
+    now: a frozen extractor would use those in eval mode. The loader's order (and its augmentation)
+    is drawn from ``seed``, torch's global generator left as it was, so the statistics do not
+    depend on what ran before."""
     norms = [m for name, m in model.named_modules()
              if isinstance(m, nn.modules.batchnorm._BatchNorm) and f"{name}.".startswith(_prefixes(blocks))]
     if not norms:
@@ -239,7 +261,8 @@ def recalibrate_batchnorm(model: nn.Module, blocks: list[str], loader, max_image
         m.momentum = None  # cumulative average
     was_training, seen = model.training, 0
     model.train()
-    with torch.no_grad():
+    with torch.no_grad(), torch.random.fork_rng():
+        torch.manual_seed(seed)
         for inputs, _ in loader:
             model(inputs)
             seen += len(inputs)
@@ -281,8 +304,8 @@ def _pretrain_and_save(arch: str, source: str, recipe: dict[str, Any], path: Pat
                                            scheduler_interval=scheduler_interval("onecycle"),
                                            precision=pretraining_precision(device),
                                            checkpoint=checkpoint_path(path, arch, source, recipe))
-    kept, reset = reinitialize_after(model, arch, recipe["keep_blocks"], _redraw_seed(recipe))
-    recalibrate_batchnorm(model, reset, data["train"])
+    kept, reset = reinitialize_after(model, arch, recipe["keep_blocks"], _redraw_seed(recipe), recipe["trained_share"])
+    recalibrate_batchnorm(model, reset, data["train"], seed=recipe["seed"])
     card = {"arch": arch, "source": _source_name(source), **source_settings(source), "class_names": data.classes,
             **recipe, "kept_blocks": kept, "reinitialized_blocks": reset,
             "source_test_acc": accuracies["test"][best_epoch(accuracies)],
@@ -291,6 +314,19 @@ def _pretrain_and_save(arch: str, source: str, recipe: dict[str, Any], path: Pat
     torch_save_atomic(state, path)
     write_json_atomic(path.with_suffix(".json"), card)
     return PretrainedBackbone(path, card)
+
+
+def describe_backbone(card: dict[str, Any]) -> str:
+    """One line on a pretrained backbone from its card: source task, size, source accuracy, and what
+    of its training each block keeps."""
+    share = card.get("trained_share", 0.0)
+    after = ", ".join(card["reinitialized_blocks"])
+    rest = (f"; {after}: random weights" if share == 0 else
+            f"; {after}: {share:.0%} trained weights, {1 - share:.0%} random" if share < 1 else "") if after else ""
+    source = "fractals" if card["source"] == "fractals" else Path(card["source"]).name
+    return (f"{len(card['class_names'])} classes of {source}, {card['train_size']} images, {card['epochs']} epochs, "
+            f"source test accuracy {100 * card['source_test_acc']:.0f}%; trained: {', '.join(card['kept_blocks'])}"
+            + rest)
 
 
 def pretrained_backbone_path(arch: str = "resnet18", progress: bool = True) -> Path:
