@@ -19,7 +19,8 @@ Two tables, each backbone against random weights of the same network:
 - ``finetune``: ``finetune-sgd`` from the backbone against ``scratch`` (the same, from random
   weights) on 100, 300 and 1000 training images where a set has them, smoke settings otherwise,
   paired by seed (same split and subset on both sides): mean test accuracy, Student's t 95 %
-  interval, and the paired difference with its interval.
+  interval, and the paired difference with its interval; with two backbones or more, the first
+  minus the second too, paired the same way.
 
 Backbones, by pretraining recipe: ``default`` (the bundled backbone, ``weights=synthetic``: 40
 fractal classes, a quarter of the trained ``layer4`` kept), ``layer4-reset`` (the same training,
@@ -221,17 +222,18 @@ def finetune_table(sets: list[str], backbones: dict[str, str], seeds: list[int],
     """Print the fine-tuning table: each backbone against scratch, paired by seed, per training size."""
     print(f"\nfinetune-sgd, test accuracy (%): mean [95 % t interval] over {len(seeds)} seeds, {epochs} epochs; "
           "differences paired by seed.\n")
+    names = list(backbones)
+    against = [f"{names[0]} minus {names[1]}"] if len(names) > 1 else []  # the first two, paired by seed
     print("| set | train images | scratch | " + " | ".join(
-        f"{name} backbone | {name} minus scratch" for name in backbones) + " |")
-    print("|---|---|---|" + "---|---|" * len(backbones))
+        [f"{name} backbone | {name} minus scratch" for name in names] + against) + " |")
+    print("|---|---|---|" + "---|---|" * len(names) + "---|" * len(against))
     for name in sets:
         folder = image_folder(name, images)
         for size in [n for n in FINETUNE_SIZES if n <= count_images(folder)]:
             scratch = finetune_runs(folder, "none", size, seeds, epochs, store)
-            cells = []
-            for weights in backbones.values():
-                ours = finetune_runs(folder, weights, size, seeds, epochs, store)
-                cells.append(f"{_interval(ours)} | {_difference(ours, scratch)}")
+            runs = [finetune_runs(folder, weights, size, seeds, epochs, store) for weights in backbones.values()]
+            cells = [f"{_interval(ours)} | {_difference(ours, scratch)}" for ours in runs]
+            cells += [_difference(runs[0], runs[1])] if against else []
             print(f"| {name} | {size} | {_interval(scratch)} | " + " | ".join(cells) + " |", flush=True)
 
 
