@@ -27,7 +27,7 @@ fractal classes, a quarter of the trained ``layer4`` kept), ``layer4-reset`` (th
 ``layer4`` put back to random weights: the bundled backbone of earlier releases) and
 ``fractals-1k`` (1000 classes of 300 images, a quarter of ``layer4`` kept; pretrained on first use,
 79 minutes on 2 CPU cores). Every finished measurement is kept as a JSON file under ``--store``
-(named by set, table, backbone key, size and seed), so a stopped run resumes where it stopped and
+(named by set, table, backbone key and digest, size and seed), so a stopped run resumes where it stopped and
 a second run only prints.
 
     pip install scikit-learn scikit-image
@@ -37,6 +37,7 @@ a second run only prints.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -140,6 +141,16 @@ def backbone_weights(backbone: str) -> str:
     return str(pretrain("resnet18", recipe=backbone, progress=False).path)
 
 
+@functools.cache
+def weights_label(weights: str) -> str:
+    """How measurements of a state dict file are named in the store: its file name and the start of
+    its digest, so that a backbone rebuilt under the same key with other weights is measured anew."""
+    from pystatsml_tl.backbones import read_state_dict
+    from pystatsml_tl.bundles import state_digest
+
+    return f"{Path(weights).stem}-{state_digest(read_state_dict(weights))[:8]}"
+
+
 def _stored(store: Path, name: str, measure) -> float:
     """The value kept under ``store/name.json``, else ``measure()`` kept there (written atomically)."""
     from pystatsml_tl.storage import write_json_atomic
@@ -210,7 +221,7 @@ def probe_table(sets: list[str], backbones: dict[str, str], seeds: list[int], im
                   for seed in seeds]
         cells = []
         for weights in backbones.values():
-            ours = _stored(store, f"{name}-probe-{Path(weights).stem}",
+            ours = _stored(store, f"{name}-probe-{weights_label(weights)}",
                            lambda f=folder, w=weights: probe_accuracy(f, w, 0))
             cells.append(f"{100 * ours:.1f} | {100 * (ours - np.mean(random)):+.1f}")
         sizes = f"{count_images(folder)} / {count_images(folder, 'test')}"
@@ -239,7 +250,7 @@ def finetune_table(sets: list[str], backbones: dict[str, str], seeds: list[int],
 
 def finetune_runs(folder: Path, weights: str, size: int, seeds: list[int], epochs: int, store: Path) -> list[float]:
     """Test accuracies of :func:`finetune_accuracy`, one per seed, each kept under ``store``."""
-    label = "none" if weights == "none" else Path(weights).stem
+    label = "none" if weights == "none" else weights_label(weights)
     return [_stored(store, f"{folder.name}-finetune-{label}-{size}-{epochs}-{seed}",
                     lambda seed=seed: finetune_accuracy(folder, weights, size, seed, epochs)) for seed in seeds]
 
