@@ -24,11 +24,11 @@ Two tables, each backbone against random weights of the same network:
 
 Backbones, by pretraining recipe: ``default`` (the bundled backbone, ``weights=synthetic``: 40
 fractal classes, a quarter of the trained ``layer4`` kept), ``layer4-reset`` (the same training,
-``layer4`` put back to random weights: the bundled backbone of earlier releases) and
-``fractals-1k`` (1000 classes of 300 images, a quarter of ``layer4`` kept; pretrained on first use,
-79 minutes on 2 CPU cores). Every finished measurement is kept as a JSON file under ``--store``
-(named by set, table, backbone key and digest, size and seed), so a stopped run resumes where it stopped and
-a second run only prints.
+``layer4`` put back to random weights: the choice of earlier releases) and ``fractals-1k`` (1000
+classes of 300 images, a quarter of ``layer4`` kept; pretrained on first use, 79 minutes on 2 CPU
+cores); any state dict file too, such as an earlier release's backbone. Every finished
+measurement is kept as a JSON file under ``--store`` (named by set, table, backbone key and
+digest, size and seed), so a stopped run resumes where it stopped and a second run only prints.
 
     pip install scikit-learn scikit-image
     python benchmarks/real_images.py --seeds 5                          # both tables, every backbone
