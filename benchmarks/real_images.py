@@ -131,12 +131,17 @@ def image_folder(name: str, root: str | Path) -> Path:
     return folder
 
 
+def is_state_dict_file(backbone: str) -> bool:
+    """Whether a ``--backbones`` entry names a state dict file (``.pt``) rather than a recipe."""
+    return backbone.endswith(".pt") and Path(backbone).expanduser().is_file()
+
+
 def backbone_weights(backbone: str) -> str:
     """The ``weights`` value of ``backbone``, a pretraining recipe or a state dict file: the path of
     its saved state dict (a recipe's installed from the package's bundle, or pretrained, on first use)."""
     from pystatsml_tl.pretraining import pretrain
 
-    if backbone.endswith(".pt"):
+    if is_state_dict_file(backbone):
         return str(Path(backbone).expanduser())
     return str(pretrain("resnet18", recipe=backbone, progress=False).path)
 
@@ -272,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     for option, allowed in (("sets", SETS + EXTRA_SETS), ("tables", TABLES), ("backbones", BACKBONES)):
         names = [name.strip() for name in getattr(args, option).split(",") if name.strip()]
         if option == "backbones":  # a state dict file stands for itself
-            allowed += tuple(name for name in names if name.endswith(".pt") and Path(name).expanduser().is_file())
+            allowed += tuple(filter(is_state_dict_file, names))
         if not names or set(names) - set(allowed):
             parser.error(f"--{option} {getattr(args, option)}: expected names from {', '.join(allowed)}")
         chosen[option] = names
@@ -281,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     from pystatsml_tl.provenance import cpu_model
 
     started = time.time()
-    backbones = {Path(name).stem if name.endswith(".pt") else name: backbone_weights(name)
+    backbones = {Path(name).stem if is_state_dict_file(name) else name: backbone_weights(name)
                  for name in chosen["backbones"]}
     seeds, images, store = list(range(args.seeds)), Path(args.images), Path(args.store)
     print(f"CPU: {cpu_model()}; backbones: " + ", ".join(f"{k} = {Path(v).stem}" for k, v in backbones.items()))

@@ -320,14 +320,14 @@ def _pretrain_and_save(arch: str, source: str, recipe: dict[str, Any], path: Pat
 def describe_backbone(card: dict[str, Any]) -> str:
     """One line on a pretrained backbone from its card: source task, size, source accuracy, and what
     of its training each block keeps."""
-    share = card.get("trained_share", 0.0)
-    after = ", ".join(card["reinitialized_blocks"])
-    rest = (f"; {after}: random weights" if share == 0 else
-            f"; {after}: {share:.0%} trained weights, {1 - share:.0%} random" if share < 1 else "") if after else ""
-    source = "fractals" if card["source"] == "fractals" else Path(card["source"]).name
-    return (f"{len(card['class_names'])} classes of {source}, {card['train_size']} images, {card['epochs']} epochs, "
-            f"source test accuracy {100 * card['source_test_acc']:.0f}%; trained: {', '.join(card['kept_blocks'])}"
-            + rest)
+    line = (f"{len(card['class_names'])} classes of {Path(card['source']).name}, {card['train_size']} images, "
+            f"{card['epochs']} epochs, source test accuracy {100 * card['source_test_acc']:.0f}%; "
+            f"trained: {', '.join(card['kept_blocks'])}")
+    if card["reinitialized_blocks"]:
+        share = card.get("trained_share", 0.0)  # cards written before the setting: put back to random
+        line += f"; {', '.join(card['reinitialized_blocks'])}: " + (
+            "random weights" if share == 0 else f"{share:.0%} trained weights, {1 - share:.0%} random")
+    return line
 
 
 def pretrained_backbone_path(arch: str = "resnet18", progress: bool = True) -> Path:
